@@ -1,0 +1,106 @@
+"""Re-encrypt AWS KMS ciphertext under another KMS key, inside KMS.
+
+A typed, validated facade over botocore's ``ReEncrypt``::
+
+    import kms_reencrypt
+
+    kms = kms_reencrypt.client(region_name="eu-west-1")
+    result = kms.re_encrypt(
+        CiphertextBlob=blob,
+        SourceKeyId="alias/old",
+        DestinationKeyId="alias/new",
+    )
+"""
+
+import logging
+
+from ._client import ReEncryptClient, client, kms_re_encrypt
+from ._encoding import ciphertext_from_base64, ciphertext_to_base64
+from ._exceptions import (
+    AccessDeniedException,
+    AwsManagedKeyError,
+    CiphertextEncodingError,
+    ConfigurationError,
+    ConflictingParametersError,
+    DependencyTimeoutException,
+    DisabledException,
+    DryRunOperationException,
+    ExpiredTokenException,
+    IncompleteSignature,
+    IncorrectKeyException,
+    InvalidCiphertextException,
+    InvalidEnumValueError,
+    InvalidGrantTokenException,
+    InvalidKeyIdentifierError,
+    InvalidKeyUsageException,
+    InvalidSignatureException,
+    KeyPreflightError,
+    KeyUnavailableException,
+    KmsConnectionError,
+    KMSInternalException,
+    KMSInvalidStateException,
+    KmsReEncryptError,
+    KmsServiceError,
+    MissingParameterError,
+    NotFoundException,
+    ParameterLengthError,
+    ParameterTypeError,
+    RequestValidationError,
+    ThrottlingException,
+    UnrecognizedClientException,
+    ValidationException,
+)
+from ._types import (
+    DryRunModifier,
+    DryRunResult,
+    EncryptionAlgorithm,
+    ReEncryptResult,
+)
+from ._version import __version__
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
+
+__all__ = [
+    "AccessDeniedException",
+    "AwsManagedKeyError",
+    "CiphertextEncodingError",
+    "ConfigurationError",
+    "ConflictingParametersError",
+    "DependencyTimeoutException",
+    "DisabledException",
+    "DryRunModifier",
+    "DryRunOperationException",
+    "DryRunResult",
+    "EncryptionAlgorithm",
+    "ExpiredTokenException",
+    "IncompleteSignature",
+    "IncorrectKeyException",
+    "InvalidCiphertextException",
+    "InvalidEnumValueError",
+    "InvalidGrantTokenException",
+    "InvalidKeyIdentifierError",
+    "InvalidKeyUsageException",
+    "InvalidSignatureException",
+    "KMSInternalException",
+    "KMSInvalidStateException",
+    "KeyPreflightError",
+    "KeyUnavailableException",
+    "KmsConnectionError",
+    "KmsReEncryptError",
+    "KmsServiceError",
+    "MissingParameterError",
+    "NotFoundException",
+    "ParameterLengthError",
+    "ParameterTypeError",
+    "ReEncryptClient",
+    "ReEncryptResult",
+    "RequestValidationError",
+    "ThrottlingException",
+    "UnrecognizedClientException",
+    "ValidationException",
+    "__version__",
+    "ciphertext_from_base64",
+    "ciphertext_to_base64",
+    "client",
+    "kms_re_encrypt",
+]

@@ -1,0 +1,363 @@
+"""The typed ReEncrypt facade over a botocore KMS client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, TypeAlias, overload
+
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ._exceptions import ConfigurationError, translate_botocore_error
+from ._session import create_kms_client
+from ._types import (
+    AlgorithmName,
+    DryRunModifier,
+    DryRunResult,
+    EncryptionAlgorithm,
+    ReEncryptResult,
+)
+from ._validation import build_request
+
+__all__ = ["ClientLike", "ReEncryptClient", "client", "kms_re_encrypt"]
+
+log = logging.getLogger(__name__)
+
+Algorithm: TypeAlias = EncryptionAlgorithm | AlgorithmName
+Modifier: TypeAlias = DryRunModifier | Literal["IGNORE_CIPHERTEXT"]
+
+
+class ReEncryptClient:
+    """ReEncrypt through a botocore (or boto3) KMS client, validated and
+    typed.
+
+    Every request is checked against the KMS contract before it is sent;
+    a request that cannot succeed raises a ``RequestValidationError`` and
+    nothing goes over the network. Service errors become the typed
+    exceptions of ``kms_reencrypt.exceptions``.
+
+    The client is safe to share between threads, as botocore clients are.
+
+    Args:
+        kms_client: A botocore or boto3 client for the ``kms`` service.
+
+    Raises:
+        ConfigurationError: ``kms_client`` is not a KMS client.
+    """
+
+    def __init__(self, kms_client: BaseClient) -> None:
+        meta = getattr(kms_client, "meta", None)
+        model = getattr(meta, "service_model", None)
+        if getattr(model, "service_name", None) != "kms":
+            raise ConfigurationError(
+                "ReEncryptClient wraps a botocore or boto3 client for the "
+                "'kms' service, for example boto3.client('kms'); got "
+                f"{type(kms_client).__name__}.",
+                option="kms_client",
+            )
+        # Typed Any: botocore builds the operation methods at run time.
+        self._kms: Any = kms_client
+        self._region: str | None = meta.region_name  # type: ignore[union-attr]
+        self._endpoint_url: str | None = meta.endpoint_url  # type: ignore[union-attr]
+
+    def __repr__(self) -> str:
+        return (
+            f"ReEncryptClient(region_name={self._region!r}, "
+            f"endpoint_url={self._endpoint_url!r})"
+        )
+
+    @property
+    def kms_client(self) -> BaseClient:
+        """The wrapped botocore KMS client."""
+        return self._kms
+
+    @property
+    def region_name(self) -> str | None:
+        """The Region the wrapped client talks to."""
+        return self._region
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """The endpoint the wrapped client talks to."""
+        return self._endpoint_url
+
+    @overload
+    def re_encrypt(
+        self,
+        *,
+        DestinationKeyId: str,
+        CiphertextBlob: bytes | bytearray | memoryview | None = ...,
+        SourceKeyId: str | None = ...,
+        SourceEncryptionContext: Mapping[str, str] | None = ...,
+        DestinationEncryptionContext: Mapping[str, str] | None = ...,
+        SourceEncryptionAlgorithm: Algorithm | None = ...,
+        DestinationEncryptionAlgorithm: Algorithm | None = ...,
+        GrantTokens: Sequence[str] | None = ...,
+        DryRun: Literal[False] | None = ...,
+        DryRunModifiers: None = ...,
+    ) -> ReEncryptResult: ...
+
+    @overload
+    def re_encrypt(
+        self,
+        *,
+        DestinationKeyId: str,
+        CiphertextBlob: bytes | bytearray | memoryview | None = ...,
+        SourceKeyId: str | None = ...,
+        SourceEncryptionContext: Mapping[str, str] | None = ...,
+        DestinationEncryptionContext: Mapping[str, str] | None = ...,
+        SourceEncryptionAlgorithm: Algorithm | None = ...,
+        DestinationEncryptionAlgorithm: Algorithm | None = ...,
+        GrantTokens: Sequence[str] | None = ...,
+        DryRun: Literal[True],
+        DryRunModifiers: Sequence[Modifier] | None = ...,
+    ) -> DryRunResult: ...
+
+    @overload
+    def re_encrypt(
+        self,
+        *,
+        DestinationKeyId: str,
+        CiphertextBlob: bytes | bytearray | memoryview | None = ...,
+        SourceKeyId: str | None = ...,
+        SourceEncryptionContext: Mapping[str, str] | None = ...,
+        DestinationEncryptionContext: Mapping[str, str] | None = ...,
+        SourceEncryptionAlgorithm: Algorithm | None = ...,
+        DestinationEncryptionAlgorithm: Algorithm | None = ...,
+        GrantTokens: Sequence[str] | None = ...,
+        DryRun: bool | None = ...,
+        DryRunModifiers: Sequence[Modifier] | None = ...,
+    ) -> ReEncryptResult | DryRunResult: ...
+
+    def re_encrypt(
+        self,
+        *,
+        DestinationKeyId: str,
+        CiphertextBlob: bytes | bytearray | memoryview | None = None,
+        SourceKeyId: str | None = None,
+        SourceEncryptionContext: Mapping[str, str] | None = None,
+        DestinationEncryptionContext: Mapping[str, str] | None = None,
+        SourceEncryptionAlgorithm: Algorithm | None = None,
+        DestinationEncryptionAlgorithm: Algorithm | None = None,
+        GrantTokens: Sequence[str] | None = None,
+        DryRun: bool | None = None,
+        DryRunModifiers: Sequence[Modifier] | None = None,
+    ) -> ReEncryptResult | DryRunResult:
+        """Re-encrypt a ciphertext under another KMS key, inside KMS.
+
+        The parameters are the members of the KMS ``ReEncrypt`` request,
+        named as in boto3; a member left as None is not sent.
+
+        Args:
+            DestinationKeyId: The key to re-encrypt under: key ID, key
+                ARN, alias name or alias ARN.
+            CiphertextBlob: The ciphertext, raw bytes (not base64).
+            SourceKeyId: The key that encrypted the ciphertext; required
+                for asymmetric ciphertext, recommended always.
+            SourceEncryptionContext: The context the ciphertext was bound
+                to; must match exactly.
+            DestinationEncryptionContext: The context to bind the new
+                ciphertext to (symmetric destinations only).
+            SourceEncryptionAlgorithm: How the ciphertext was encrypted;
+                required for asymmetric ciphertext.
+            DestinationEncryptionAlgorithm: How to encrypt the new
+                ciphertext; required for an asymmetric destination.
+            GrantTokens: Up to 10 grant tokens.
+            DryRun: Ask KMS whether the call would succeed, without
+                doing it.
+            DryRunModifiers: ``["IGNORE_CIPHERTEXT"]`` to check only
+                permissions in a dry run.
+
+        Returns:
+            A ``ReEncryptResult``; a ``DryRunResult`` for a dry run that
+            KMS says would succeed.
+
+        Raises:
+            RequestValidationError: The request cannot succeed; nothing
+                was sent.
+            KmsServiceError: KMS answered with an error (a subclass named
+                as the error code).
+            KmsConnectionError: The endpoint could not be reached.
+        """
+        request = build_request(
+            CiphertextBlob=CiphertextBlob,
+            DestinationKeyId=DestinationKeyId,
+            SourceKeyId=SourceKeyId,
+            SourceEncryptionContext=SourceEncryptionContext,
+            DestinationEncryptionContext=DestinationEncryptionContext,
+            SourceEncryptionAlgorithm=SourceEncryptionAlgorithm,
+            DestinationEncryptionAlgorithm=DestinationEncryptionAlgorithm,
+            GrantTokens=GrantTokens,
+            DryRun=DryRun,
+            DryRunModifiers=DryRunModifiers,
+        )
+
+        return self.send(request)
+
+    def send(self, request: dict[str, Any]) -> ReEncryptResult | DryRunResult:
+        """Send a request that ``build_request`` already checked.
+
+        This is the single place where ReEncrypt goes over the network and
+        where botocore's errors are translated; the rotation engine uses
+        it to avoid checking an item twice.
+
+        Args:
+            request: Keyword arguments for botocore's ``re_encrypt``.
+
+        Returns:
+            As ``re_encrypt``.
+
+        Raises:
+            KmsServiceError: KMS answered with an error.
+            KmsConnectionError: The endpoint could not be reached.
+        """
+        try:
+            response = self._kms.re_encrypt(**request)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if request.get("DryRun") and code == "DryRunOperationException":
+                return _dry_run_result(request, error)
+            raise translate_botocore_error(
+                error,
+                operation="ReEncrypt",
+                key_id=request["DestinationKeyId"],
+            ) from error
+        except BotoCoreError as error:
+            raise translate_botocore_error(
+                error,
+                operation="ReEncrypt",
+                key_id=request["DestinationKeyId"],
+                endpoint_url=self._endpoint_url,
+            ) from error
+
+        return ReEncryptResult.from_response(response)
+
+
+def _dry_run_result(
+    request: Mapping[str, Any], error: ClientError
+) -> DryRunResult:
+    metadata = error.response.get("ResponseMetadata", {})
+    log.debug(
+        "dry run of ReEncrypt to %s would succeed (request id %s)",
+        request["DestinationKeyId"],
+        metadata.get("RequestId"),
+    )
+
+    return DryRunResult(
+        destination_key_id=request["DestinationKeyId"],
+        source_key_id=request.get("SourceKeyId"),
+        modifiers=tuple(request.get("DryRunModifiers", ())),
+        message=str(error.response.get("Error", {}).get("Message", "")),
+        request_id=metadata.get("RequestId"),
+    )
+
+
+ClientLike: TypeAlias = ReEncryptClient | BaseClient
+
+
+def client(
+    *,
+    region_name: str | None = None,
+    endpoint_url: str | None = None,
+    profile_name: str | None = None,
+    session: Any = None,
+    config: Config | None = None,
+) -> ReEncryptClient:
+    """Create a ``ReEncryptClient`` the way boto3 users expect.
+
+    Credentials, Region and retry settings come from botocore's standard
+    chain (environment, AWS config files, instance role) unless given.
+
+    Args:
+        region_name: The AWS Region.
+        endpoint_url: An endpoint to use instead of the Region's, for
+            example a local KMS.
+        profile_name: A profile from the AWS config files.
+        session: A ``botocore.session.Session`` or ``boto3.Session`` to
+            create the client from (not with ``profile_name``).
+        config: A botocore ``Config`` (timeouts, retries, proxies).
+
+    Returns:
+        The facade over a new botocore KMS client.
+
+    Raises:
+        ConfigurationError: Conflicting options, an unknown profile, or no
+            Region configured.
+    """
+    kms = create_kms_client(
+        region_name=region_name,
+        endpoint_url=endpoint_url,
+        profile_name=profile_name,
+        session=session,
+        config=config,
+    )
+
+    return ReEncryptClient(kms)
+
+
+def as_client(value: ClientLike | None) -> ReEncryptClient:
+    """Return a ``ReEncryptClient`` for what a ``client=`` argument holds.
+
+    Args:
+        value: A ``ReEncryptClient``, a botocore or boto3 KMS client, or
+            None for a client built from the standard AWS configuration.
+
+    Returns:
+        The facade.
+    """
+    if isinstance(value, ReEncryptClient):
+        return value
+    if value is None:
+        return client()
+    return ReEncryptClient(value)
+
+
+def kms_re_encrypt(
+    *,
+    DestinationKeyId: str,
+    CiphertextBlob: bytes | bytearray | memoryview | None = None,
+    SourceKeyId: str | None = None,
+    SourceEncryptionContext: Mapping[str, str] | None = None,
+    DestinationEncryptionContext: Mapping[str, str] | None = None,
+    SourceEncryptionAlgorithm: Algorithm | None = None,
+    DestinationEncryptionAlgorithm: Algorithm | None = None,
+    GrantTokens: Sequence[str] | None = None,
+    DryRun: bool | None = None,
+    DryRunModifiers: Sequence[Modifier] | None = None,
+    client: ClientLike | None = None,
+) -> ReEncryptResult | DryRunResult:
+    """Re-encrypt one ciphertext; named like the paws operation.
+
+    Takes the same parameters as ``ReEncryptClient.re_encrypt``, plus
+    ``client``.
+
+    Args:
+        client: A ``ReEncryptClient`` or a botocore/boto3 KMS client; when
+            None, one is built from the standard AWS configuration on each
+            call (pass a client when calling in a loop).
+
+    Returns:
+        As ``ReEncryptClient.re_encrypt``.
+
+    Raises:
+        RequestValidationError: The request cannot succeed; nothing was
+            sent.
+        KmsServiceError: KMS answered with an error.
+        KmsConnectionError: The endpoint could not be reached.
+    """
+    facade = as_client(client)
+
+    return facade.re_encrypt(
+        CiphertextBlob=CiphertextBlob,
+        DestinationKeyId=DestinationKeyId,
+        SourceKeyId=SourceKeyId,
+        SourceEncryptionContext=SourceEncryptionContext,
+        DestinationEncryptionContext=DestinationEncryptionContext,
+        SourceEncryptionAlgorithm=SourceEncryptionAlgorithm,
+        DestinationEncryptionAlgorithm=DestinationEncryptionAlgorithm,
+        GrantTokens=GrantTokens,
+        DryRun=DryRun,
+        DryRunModifiers=DryRunModifiers,
+    )
