@@ -71,7 +71,8 @@ class ReEncryptClient:
     @property
     def kms_client(self) -> BaseClient:
         """The wrapped botocore KMS client."""
-        return self._kms
+        kms: BaseClient = self._kms
+        return kms
 
     @property
     def region_name(self) -> str | None:

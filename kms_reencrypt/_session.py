@@ -82,12 +82,13 @@ def create_kms_client(
         if session is None:
             session = botocore.session.Session(profile=profile_name)
         if isinstance(session, botocore.session.Session):
-            return session.create_client(
+            kms: BaseClient = session.create_client(
                 "kms",
                 region_name=region_name,
                 endpoint_url=endpoint_url,
                 config=merged,
             )
+            return kms
         if callable(getattr(session, "client", None)):
             # A boto3.Session: it resolves credentials the boto3 way.
             client: BaseClient = session.client(
@@ -142,9 +143,11 @@ def isolated_kms_client(
     session.set_config_variable("region", region_name)
     session.set_credentials(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY)
 
-    return session.create_client(
+    kms: BaseClient = session.create_client(
         "kms",
         region_name=region_name,
         endpoint_url=endpoint_url,
         config=_merged(config),
     )
+
+    return kms

@@ -1,0 +1,101 @@
+"""The ``kms-reencrypt`` command.
+
+Each sub-command lives in the module that owns its feature and registers
+itself through a ``(add_arguments, run)`` pair listed in ``_COMMANDS``;
+this module only builds the parser, configures logging and maps
+exceptions to exit statuses:
+
+* 0: everything succeeded;
+* 1: some items (or the one request) failed at KMS;
+* 2: usage error, or a request refused before anything was sent;
+* 3: a rotation stopped on a systemic error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from ._exceptions import KmsReEncryptError
+from ._version import __version__
+
+__all__ = ["main"]
+
+log = logging.getLogger(__name__)
+
+# name -> (module, help); each module has add_arguments(parser) and
+# run(args) -> int. Every module is imported to build the parser, so they
+# keep heavy imports (the local KMS, cryptography, tqdm) inside run().
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "kms_reencrypt._demo",
+        "rotate generated data keys on the embedded local KMS and verify",
+    ),
+    "local": (
+        "kms_reencrypt.local._serve",
+        "run the embedded local KMS",
+    ),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of the ``kms-reencrypt`` command."""
+    parser = argparse.ArgumentParser(
+        prog="kms-reencrypt",
+        description="Re-encrypt AWS KMS ciphertext under another key, "
+        "without the plaintext leaving KMS.",
+    )
+    parser.add_argument(
+        "--version", action="version", version=f"%(prog)s {__version__}"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more (-v INFO, -vv DEBUG); logs go to standard error",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    for name, (module_name, help_text) in _COMMANDS.items():
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(_module=module_name)
+        module = importlib.import_module(module_name)
+        module.add_arguments(sub)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit status.
+
+    Args:
+        argv: The arguments, without the program name; ``sys.argv[1:]``
+            when None.
+
+    Returns:
+        The exit status.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[
+            min(args.verbose, 2)
+        ],
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    module = importlib.import_module(args._module)
+    try:
+        status: int = module.run(args)
+    except KmsReEncryptError as error:
+        print(f"kms-reencrypt: error: {error}", file=sys.stderr)
+        return type(error).exit_code
+    except KeyboardInterrupt:
+        print("kms-reencrypt: interrupted", file=sys.stderr)
+        return 130
+
+    return status
