@@ -1,0 +1,51 @@
+"""Development sessions: `nox -s demo`, `nox -s lint tests`, `nox -s bench`.
+
+Each session installs what it needs into its own virtualenv, so a fresh
+machine with Python 3.11+ and pip needs nothing else.
+"""
+
+from __future__ import annotations
+
+import glob
+
+import nox
+
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = False
+nox.options.sessions = ["lint", "tests"]
+
+
+@nox.session
+def demo(session: nox.Session) -> None:
+    """Rotate 200 data keys on the embedded local KMS and verify them."""
+    session.install("-e", ".[local,cli]")
+    session.run("kms-reencrypt", "demo", *session.posargs)
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """Run the whole test suite against the embedded local KMS."""
+    session.install("-e", ".[test]")
+    session.run(
+        "pytest",
+        *(session.posargs or ["-q", "-p", "no:cacheprovider"]),
+        env={"AWS_EC2_METADATA_DISABLED": "true"},
+    )
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff (79 columns) and mypy --strict."""
+    session.install("-e", ".[test]", "ruff", "mypy", "botocore-stubs")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+    session.run("mypy")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Run every benchmark in tests/benchmarks and print their figures."""
+    session.install("-e", ".[test]")
+    for script in sorted(glob.glob("tests/benchmarks/bench_*.py")):
+        session.log(f"--- {script}")
+        session.run("python", script, *session.posargs)
