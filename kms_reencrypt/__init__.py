@@ -12,7 +12,7 @@ A typed, validated facade over botocore's ``ReEncrypt``::
     )
 """
 
-import logging
+import logging as _logging
 
 from ._client import ReEncryptClient, client, kms_re_encrypt
 from ._encoding import ciphertext_from_base64, ciphertext_to_base64
@@ -58,7 +58,7 @@ from ._types import (
 )
 from ._version import __version__
 
-logging.getLogger(__name__).addHandler(logging.NullHandler())
+_logging.getLogger(__name__).addHandler(_logging.NullHandler())
 
 __all__ = [
     "AccessDeniedException",
