@@ -50,6 +50,7 @@ from ._exceptions import (
     UnrecognizedClientException,
     ValidationException,
 )
+from ._keyid import KeyIdentifier, KeyIdForm, parse_key_id
 from ._types import (
     DryRunModifier,
     DryRunResult,
@@ -83,6 +84,8 @@ __all__ = [
     "InvalidSignatureException",
     "KMSInternalException",
     "KMSInvalidStateException",
+    "KeyIdForm",
+    "KeyIdentifier",
     "KeyPreflightError",
     "KeyUnavailableException",
     "KmsConnectionError",
@@ -103,4 +106,5 @@ __all__ = [
     "ciphertext_to_base64",
     "client",
     "kms_re_encrypt",
+    "parse_key_id",
 ]

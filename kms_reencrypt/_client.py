@@ -42,12 +42,21 @@ class ReEncryptClient:
 
     Args:
         kms_client: A botocore or boto3 client for the ``kms`` service.
+        allow_aws_managed_key: Let ``alias/aws/...`` destinations through
+            instead of refusing them (KMS normally denies their direct
+            use); ``re_encrypt`` can override it per call.
 
     Raises:
-        ConfigurationError: ``kms_client`` is not a KMS client.
+        ConfigurationError: ``kms_client`` is not a KMS client, or an
+            option has a wrong value.
     """
 
-    def __init__(self, kms_client: BaseClient) -> None:
+    def __init__(
+        self,
+        kms_client: BaseClient,
+        *,
+        allow_aws_managed_key: bool = False,
+    ) -> None:
         meta = getattr(kms_client, "meta", None)
         model = getattr(meta, "service_model", None)
         if getattr(model, "service_name", None) != "kms":
@@ -61,6 +70,9 @@ class ReEncryptClient:
         self._kms: Any = kms_client
         self._region: str | None = meta.region_name  # type: ignore[union-attr]
         self._endpoint_url: str | None = meta.endpoint_url  # type: ignore[union-attr]
+        self._allow_aws_managed_key = _flag(
+            allow_aws_managed_key, "allow_aws_managed_key"
+        )
 
     def __repr__(self) -> str:
         return (
@@ -98,6 +110,8 @@ class ReEncryptClient:
         GrantTokens: Sequence[str] | None = ...,
         DryRun: Literal[False] | None = ...,
         DryRunModifiers: None = ...,
+        preflight: bool | None = ...,
+        allow_aws_managed_key: bool | None = ...,
     ) -> ReEncryptResult: ...
 
     @overload
@@ -114,6 +128,8 @@ class ReEncryptClient:
         GrantTokens: Sequence[str] | None = ...,
         DryRun: Literal[True],
         DryRunModifiers: Sequence[Modifier] | None = ...,
+        preflight: bool | None = ...,
+        allow_aws_managed_key: bool | None = ...,
     ) -> DryRunResult: ...
 
     @overload
@@ -130,6 +146,8 @@ class ReEncryptClient:
         GrantTokens: Sequence[str] | None = ...,
         DryRun: bool | None = ...,
         DryRunModifiers: Sequence[Modifier] | None = ...,
+        preflight: bool | None = ...,
+        allow_aws_managed_key: bool | None = ...,
     ) -> ReEncryptResult | DryRunResult: ...
 
     def re_encrypt(
@@ -145,6 +163,8 @@ class ReEncryptClient:
         GrantTokens: Sequence[str] | None = None,
         DryRun: bool | None = None,
         DryRunModifiers: Sequence[Modifier] | None = None,
+        preflight: bool | None = None,
+        allow_aws_managed_key: bool | None = None,
     ) -> ReEncryptResult | DryRunResult:
         """Re-encrypt a ciphertext under another KMS key, inside KMS.
 
@@ -170,6 +190,11 @@ class ReEncryptClient:
                 doing it.
             DryRunModifiers: ``["IGNORE_CIPHERTEXT"]`` to check only
                 permissions in a dry run.
+            preflight: Look both keys up with DescribeKey first (True) or
+                not (False); None uses the client's ``preflight`` option.
+            allow_aws_managed_key: Let an AWS managed destination key
+                through (True) or refuse it (False); None uses the
+                client's option.
 
         Returns:
             A ``ReEncryptResult``; a ``DryRunResult`` for a dry run that
@@ -182,6 +207,11 @@ class ReEncryptClient:
                 as the error code).
             KmsConnectionError: The endpoint could not be reached.
         """
+        allow_managed = (
+            self._allow_aws_managed_key
+            if allow_aws_managed_key is None
+            else allow_aws_managed_key
+        )
         request = build_request(
             CiphertextBlob=CiphertextBlob,
             DestinationKeyId=DestinationKeyId,
@@ -193,6 +223,8 @@ class ReEncryptClient:
             GrantTokens=GrantTokens,
             DryRun=DryRun,
             DryRunModifiers=DryRunModifiers,
+            region_name=self._region,
+            allow_aws_managed_key=allow_managed,
         )
 
         return self.send(request)
@@ -234,6 +266,15 @@ class ReEncryptClient:
             ) from error
 
         return ReEncryptResult.from_response(response)
+
+
+def _flag(value: object, option: str) -> bool:
+    if type(value) is not bool:
+        raise ConfigurationError(
+            f"{option} must be True or False, got {type(value).__name__}.",
+            option=option,
+        )
+    return value
 
 
 def _dry_run_result(
@@ -327,6 +368,8 @@ def kms_re_encrypt(
     GrantTokens: Sequence[str] | None = None,
     DryRun: bool | None = None,
     DryRunModifiers: Sequence[Modifier] | None = None,
+    preflight: bool | None = None,
+    allow_aws_managed_key: bool | None = None,
     client: ClientLike | None = None,
 ) -> ReEncryptResult | DryRunResult:
     """Re-encrypt one ciphertext; named like the paws operation.
@@ -361,4 +404,6 @@ def kms_re_encrypt(
         GrantTokens=GrantTokens,
         DryRun=DryRun,
         DryRunModifiers=DryRunModifiers,
+        preflight=preflight,
+        allow_aws_managed_key=allow_aws_managed_key,
     )

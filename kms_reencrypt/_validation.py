@@ -3,7 +3,8 @@
 botocore checks types and minimum lengths only (../shared/spec.md,
 section 2); everything else that the contract says cannot succeed is
 refused here, with the member name and the fix. What passes is sent
-exactly as given: identifiers are never rewritten.
+exactly as given: identifiers are never rewritten. docs/validation.md
+lists every rule.
 
 Messages never quote ciphertext bytes, grant tokens or encryption context
 values; they quote parameter names, context keys, lengths and counts.
@@ -15,13 +16,17 @@ import difflib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ._encoding import check_ciphertext_encoding
 from ._exceptions import (
+    AwsManagedKeyError,
     ConflictingParametersError,
     InvalidEnumValueError,
+    InvalidKeyIdentifierError,
     MissingParameterError,
     ParameterLengthError,
     ParameterTypeError,
 )
+from ._keyid import KeyIdentifier, parse_key_id, partition_of_region
 from ._types import DryRunModifier, EncryptionAlgorithm
 
 __all__ = ["MAX_CIPHERTEXT_BYTES", "build_request"]
@@ -32,7 +37,11 @@ MAX_GRANT_TOKENS = 10
 MAX_GRANT_TOKEN_CHARS = 8192
 
 _ALGORITHMS = frozenset(a.value for a in EncryptionAlgorithm)
+_ASYMMETRIC = frozenset(
+    a.value for a in EncryptionAlgorithm if a.is_asymmetric
+)
 _MODIFIERS = frozenset(m.value for m in DryRunModifier)
+_CHINA_PARTITION = "aws-cn"
 
 
 def _type_name(value: object) -> str:
@@ -125,6 +134,44 @@ def check_key_id(value: object, parameter: str) -> str:
         )
     _check_text(value, parameter)
     return value
+
+
+def check_key_identifier(
+    value: object, parameter: str, *, region_name: str | None = None
+) -> KeyIdentifier:
+    """Check a key identifier completely: shape, form and Region.
+
+    Args:
+        value: The identifier as given.
+        parameter: The member name to report.
+        region_name: The client's Region; an ARN in another Region is
+            refused. None skips that check.
+
+    Returns:
+        The parsed identifier; its text is ``value`` unchanged.
+
+    Raises:
+        ParameterTypeError: Not a str.
+        ParameterLengthError: Empty or over 2048 characters.
+        InvalidKeyIdentifierError: None of the five forms, or an ARN in
+            another Region than the client's.
+    """
+    text = check_key_id(value, parameter)
+    key = parse_key_id(text, parameter=parameter)
+    if (
+        region_name is not None
+        and key.region is not None
+        and key.region != region_name
+    ):
+        raise InvalidKeyIdentifierError(
+            f"{parameter} is an ARN in Region {key.region}, but this client "
+            f"calls KMS in {region_name}. KMS keys are regional: use a "
+            f"client for {key.region}, or name a key in {region_name} (a "
+            "multi-Region key's replica there has the same mrk- key ID).",
+            parameter=parameter,
+        )
+
+    return key
 
 
 def check_context(value: object, parameter: str) -> dict[str, str]:
@@ -287,10 +334,21 @@ def build_request(
     GrantTokens: object = None,
     DryRun: object = None,
     DryRunModifiers: object = None,
+    region_name: str | None = None,
+    allow_aws_managed_key: bool = False,
 ) -> dict[str, Any]:
     """Check every member and return the keyword arguments for botocore.
 
-    Members left as None are omitted from the result, never sent.
+    Members left as None are omitted from the result, never sent. The
+    other arguments are the request members, named as in the KMS API.
+
+    Args:
+        region_name: The Region of the client that will send the request;
+            ARNs in other Regions are refused, and SM2PKE is allowed only
+            in the China partition. None skips both checks (unless a key
+            ARN shows the partition).
+        allow_aws_managed_key: Let an ``alias/aws/...`` destination
+            through instead of refusing it.
 
     Returns:
         The request, ready for ``kms_client.re_encrypt(**request)``.
@@ -306,11 +364,16 @@ def build_request(
             "(key ID, key ARN, alias name or alias ARN).",
             parameter="DestinationKeyId",
         )
-    request["DestinationKeyId"] = check_key_id(
-        DestinationKeyId, "DestinationKeyId"
+    destination = check_key_identifier(
+        DestinationKeyId, "DestinationKeyId", region_name=region_name
     )
+    request["DestinationKeyId"] = DestinationKeyId
+    source = None
     if SourceKeyId is not None:
-        request["SourceKeyId"] = check_key_id(SourceKeyId, "SourceKeyId")
+        source = check_key_identifier(
+            SourceKeyId, "SourceKeyId", region_name=region_name
+        )
+        request["SourceKeyId"] = SourceKeyId
     if CiphertextBlob is not None:
         request["CiphertextBlob"] = check_ciphertext(CiphertextBlob)
     if SourceEncryptionContext is not None:
@@ -342,8 +405,95 @@ def build_request(
         request["DryRunModifiers"] = check_modifiers(DryRunModifiers)
 
     _check_combinations(request)
+    _check_algorithms(request, source, destination, region_name)
+    if not allow_aws_managed_key and destination.is_aws_managed:
+        raise AwsManagedKeyError(
+            f"DestinationKeyId {destination.text!r} names an AWS managed "
+            "key: only the AWS service that owns it may encrypt with it, "
+            "so KMS would answer AccessDeniedException. Re-encrypt under a "
+            "customer managed key, or pass allow_aws_managed_key=True if "
+            "you know this call is allowed.",
+            parameter="DestinationKeyId",
+        )
+    blob = request.get("CiphertextBlob")
+    if blob is not None:
+        check_ciphertext_encoding(
+            blob, source_algorithm=request.get("SourceEncryptionAlgorithm")
+        )
 
     return request
+
+
+def _check_algorithms(
+    request: dict[str, Any],
+    source: KeyIdentifier | None,
+    destination: KeyIdentifier,
+    region_name: str | None,
+) -> None:
+    source_algorithm = request.get("SourceEncryptionAlgorithm")
+    destination_algorithm = request.get("DestinationEncryptionAlgorithm")
+    if source_algorithm is None and destination_algorithm is None:
+        return
+    if source_algorithm in _ASYMMETRIC:
+        if source is None:
+            raise MissingParameterError(
+                f"SourceEncryptionAlgorithm {source_algorithm} means an "
+                "asymmetric ciphertext, which carries no key metadata: "
+                "pass SourceKeyId, the RSA or SM2 key that encrypted it.",
+                parameter="SourceKeyId",
+            )
+        _check_no_context(request, "SourceEncryptionContext", source_algorithm)
+        if source_algorithm == "SM2PKE":
+            _check_china(source, "SourceEncryptionAlgorithm", region_name)
+    if destination_algorithm in _ASYMMETRIC:
+        _check_no_context(
+            request, "DestinationEncryptionContext", destination_algorithm
+        )
+        if destination_algorithm == "SM2PKE":
+            _check_china(
+                destination, "DestinationEncryptionAlgorithm", region_name
+            )
+
+
+def _check_no_context(
+    request: dict[str, Any], parameter: str, algorithm: str
+) -> None:
+    # An empty mapping binds nothing, so it is let through.
+    context = request.get(parameter)
+    if context:
+        side = parameter.removesuffix("EncryptionContext")
+        raise ConflictingParametersError(
+            f"{parameter} cannot be used with {side}EncryptionAlgorithm "
+            f"{algorithm}: only symmetric keys bind an encryption context "
+            f"(keys given: {', '.join(sorted(context)[:10])}). Drop "
+            f"{parameter}, or use a symmetric key.",
+            parameter=parameter,
+        )
+
+
+def _check_china(
+    key: KeyIdentifier, parameter: str, region_name: str | None
+) -> None:
+    region_partition = (
+        None if region_name is None else partition_of_region(region_name)
+    )
+    if _CHINA_PARTITION in (region_partition, key.partition):
+        return
+    if region_partition is None and key.partition is None:
+        # Neither the client nor the key says where it is.
+        return
+    where = (
+        f"this client's Region {region_name} is in partition "
+        f"{region_partition}"
+        if region_partition is not None
+        else f"the key ARN is in partition {key.partition}"
+    )
+    raise InvalidEnumValueError(
+        f"{parameter} SM2PKE exists only in the China Regions (partition "
+        f"aws-cn), and {where}. Use RSAES_OAEP_SHA_256 with an RSA key, "
+        "or a client for a China Region.",
+        parameter=parameter,
+    )
 
 
 def _check_combinations(request: dict[str, Any]) -> None:
