@@ -1,0 +1,487 @@
+"""The HTTP side of the local KMS: AWS JSON 1.1 over HTTP/1.1 with
+keep-alive on the standard library's ``ThreadingHTTPServer``, and the
+``LocalKms`` object that owns it."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import logging
+import socket
+import struct
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ._errors import KmsError
+from ._faults import FaultInjector, Faults, LocalKmsStats
+from ._keys import KEY_STATES, KeyStore
+from ._operations import CRYPTO_OPERATIONS, OPERATIONS, Operations
+
+if TYPE_CHECKING:
+    from botocore.client import BaseClient
+    from botocore.config import Config
+
+    from .._client import ReEncryptClient
+
+__all__ = ["LocalKms"]
+
+log = logging.getLogger(__name__)
+
+_TARGET_PREFIX = "TrentService."
+_CONTENT_TYPE = "application/x-amz-json-1.1"
+_JOIN_TIMEOUT = 5.0
+
+
+class _Server(ThreadingHTTPServer):
+    """A threading HTTP server that knows its open connections, so that
+    stopping it closes idle keep-alive connections too."""
+
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], kms: LocalKms) -> None:
+        self.kms = kms
+        self._open_lock = threading.Lock()
+        self._open: dict[socket.socket, threading.Thread] = {}
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name="local-kms-connection",
+            daemon=True,
+        )
+        with self._open_lock:
+            self._open[request] = thread
+        thread.start()
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.pop(request, None)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Wake every connection thread and wait for it to end."""
+        with self._open_lock:
+            open_now = list(self._open.items())
+        for sock, _ in open_now:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for _, thread in open_now:
+            thread.join(_JOIN_TIMEOUT)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that goes away mid-request is not worth a traceback.
+        log.debug("connection from %s ended with an error", client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One connection: any number of requests while the client keeps it
+    alive."""
+
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # http.server logs to stderr; requests are logged in _answer.
+        return
+
+    def do_POST(self) -> None:
+        request_id = str(uuid.uuid4())
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        target = self.headers.get("X-Amz-Target", "")
+        operation = (
+            target[len(_TARGET_PREFIX) :]
+            if target.startswith(_TARGET_PREFIX)
+            else ""
+        )
+        kms = self.server.kms
+        kms._injector.count(operation or "<unknown>")
+
+        if operation in CRYPTO_OPERATIONS:
+            decision = kms._injector.decide()
+            if decision.delay:
+                time.sleep(decision.delay)
+            if decision.reset:
+                self._reset(operation, request_id)
+                return
+            if decision.error_code is not None:
+                self._error(
+                    operation,
+                    request_id,
+                    KmsError(
+                        decision.error_code,
+                        _FAULT_MESSAGES[decision.error_code],
+                    ),
+                )
+                return
+
+        try:
+            handler = OPERATIONS.get(operation)
+            if handler is None:
+                raise KmsError(
+                    "UnknownOperationException",
+                    f"The local KMS does not implement {target or 'this'} "
+                    "operation.",
+                )
+            try:
+                body = json.loads(raw or b"{}")
+            except ValueError:
+                raise KmsError(
+                    "SerializationException", "The body is not valid JSON."
+                ) from None
+            if not isinstance(body, dict):
+                raise KmsError(
+                    "SerializationException", "The body is not a JSON object."
+                )
+            response = handler(kms._operations, body)
+        except KmsError as error:
+            self._error(operation, request_id, error)
+            return
+        except Exception:
+            log.exception(
+                "local KMS failed on %s (request id %s)", operation, request_id
+            )
+            self._error(
+                operation,
+                request_id,
+                KmsError("KMSInternalException", "The local KMS failed."),
+            )
+            return
+        self._answer(operation, request_id, 200, response)
+
+    def do_GET(self) -> None:
+        self._error(
+            "",
+            str(uuid.uuid4()),
+            KmsError("UnknownOperationException", "Use POST /."),
+        )
+
+    def _error(self, operation: str, request_id: str, error: KmsError) -> None:
+        self._answer(
+            operation,
+            request_id,
+            error.status,
+            {"__type": error.code, "message": error.message},
+        )
+
+    def _answer(
+        self,
+        operation: str,
+        request_id: str,
+        status: int,
+        body: dict[str, Any],
+    ) -> None:
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", _CONTENT_TYPE)
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("x-amzn-RequestId", request_id)
+        self.end_headers()
+        self.wfile.write(payload)
+        log.debug(
+            "%s -> %s %s (request id %s)",
+            operation or "<unknown>",
+            status,
+            body.get("__type", "OK"),
+            request_id,
+        )
+
+    def _reset(self, operation: str, request_id: str) -> None:
+        # SO_LINGER with a zero timeout makes close() send a TCP RST.
+        log.debug(
+            "%s -> connection reset (request id %s)", operation, request_id
+        )
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            self.connection.close()
+        except OSError:
+            pass
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            super().finish()
+
+
+_FAULT_MESSAGES = {
+    "ThrottlingException": "You have exceeded the rate at which you may "
+    "call KMS. Reduce the frequency of your calls.",
+    "KMSInternalException": "An injected internal error occurred; retry.",
+    "DependencyTimeoutException": "An injected dependency timeout "
+    "occurred; retry.",
+}
+
+
+class LocalKms:
+    """A KMS on 127.0.0.1 that behaves like the real service for
+    ReEncrypt and the operations around it.
+
+    Use it as a context manager, or call ``start`` and ``stop``. It can be
+    stopped and started again: it comes back on the same port with the
+    same keys. Every method is safe to call from several threads.
+
+    Args:
+        region: The one Region it serves.
+        account_id: The one account all callers belong to.
+        host: The address to listen on.
+        port: The port to listen on; 0 for a free one.
+        faults: Faults to inject into cryptographic operations.
+    """
+
+    def __init__(
+        self,
+        *,
+        region: str = "us-east-1",
+        account_id: str = "111122223333",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        faults: Faults | None = None,
+    ) -> None:
+        self._region = region
+        self._account_id = account_id
+        self._host = host
+        self._port = port
+        self._store = KeyStore(region=region, account_id=account_id)
+        self._operations = Operations(self._store)
+        self._injector = FaultInjector(faults or Faults())
+        self._lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"LocalKms(region={self._region!r}, account_id="
+            f"{self._account_id!r}, host={self._host!r}, port={self._port!r}, "
+            f"running={self.running!r})"
+        )
+
+    # -- lifecycle --
+
+    def start(self) -> LocalKms:
+        """Start serving; on the same port as before after a ``stop``.
+
+        Returns:
+            This object, so that ``kms = LocalKms().start()`` works.
+
+        Raises:
+            OSError: The port cannot be bound.
+        """
+        with self._lock:
+            if self._server is not None:
+                return self
+            server = _Server((self._host, self._port), self)
+            self._port = server.server_address[1]
+            thread = threading.Thread(
+                target=server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"local-kms-{self._port}",
+                daemon=True,
+            )
+            thread.start()
+            self._server, self._thread = server, thread
+        log.debug("local KMS listening on %s", self.endpoint_url)
+
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close every connection; keys are kept."""
+        with self._lock:
+            server, thread = self._server, self._thread
+            self._server = self._thread = None
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        server.close_connections()
+        server.server_close()
+        thread.join(_JOIN_TIMEOUT)
+        log.debug("local KMS on port %s stopped", self._port)
+
+    def __enter__(self) -> LocalKms:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        """True while the server accepts requests."""
+        return self._server is not None
+
+    # -- where and who --
+
+    @property
+    def endpoint_url(self) -> str:
+        """The URL to give botocore as ``endpoint_url``.
+
+        Raises:
+            RuntimeError: Asked before the first start with port 0.
+        """
+        if self._port == 0:
+            raise RuntimeError("The local KMS has no port until started.")
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self._port}"
+
+    @property
+    def region(self) -> str:
+        """The Region it serves."""
+        return self._region
+
+    @property
+    def account_id(self) -> str:
+        """The account its keys belong to."""
+        return self._account_id
+
+    # -- faults and counters --
+
+    @property
+    def faults(self) -> Faults:
+        """The faults in force; assign a new ``Faults`` to change them."""
+        return self._injector.faults
+
+    @faults.setter
+    def faults(self, faults: Faults) -> None:
+        self._injector.faults = faults
+
+    @property
+    def stats(self) -> LocalKmsStats:
+        """A frozen snapshot of the request and fault counters."""
+        return self._injector.snapshot()
+
+    # -- clients --
+
+    def kms_client(self, config: Config | None = None) -> BaseClient:
+        """Return a botocore KMS client for this local KMS.
+
+        The client has dummy credentials and reads nothing of the user's
+        AWS configuration (profile, files, environment, endpoint URLs).
+
+        Args:
+            config: A botocore ``Config`` (retries, timeouts).
+
+        Returns:
+            A botocore KMS client.
+        """
+        from .._session import isolated_kms_client
+
+        return isolated_kms_client(
+            endpoint_url=self.endpoint_url,
+            region_name=self._region,
+            config=config,
+        )
+
+    def client(self, **kwargs: Any) -> ReEncryptClient:
+        """Return a ``ReEncryptClient`` for this local KMS.
+
+        Args:
+            **kwargs: Passed to ``kms_client``.
+
+        Returns:
+            The facade over a new botocore client.
+        """
+        from .._client import ReEncryptClient
+
+        return ReEncryptClient(self.kms_client(**kwargs))
+
+    # -- keys from Python, through the same store as CreateKey --
+
+    def create_key(
+        self,
+        key_spec: str = "SYMMETRIC_DEFAULT",
+        key_usage: str = "ENCRYPT_DECRYPT",
+        *,
+        multi_region: bool = False,
+        alias: str | None = None,
+        description: str = "",
+    ) -> dict[str, Any]:
+        """Create a key as CreateKey does, without an HTTP round trip.
+
+        Args:
+            key_spec: The ``KeySpec``.
+            key_usage: The ``KeyUsage``.
+            multi_region: Create a multi-Region key (``mrk-`` id).
+            alias: An alias name (``alias/...``) to point at the key.
+            description: The key description.
+
+        Returns:
+            The ``KeyMetadata`` as botocore's DescribeKey returns it
+            (``CreationDate`` a datetime); ``["KeyId"]`` and ``["Arn"]``
+            are the usual picks.
+
+        Raises:
+            KmsError: The same errors CreateKey and CreateAlias answer.
+        """
+        created = self._operations.create_key(
+            {
+                "KeySpec": key_spec,
+                "KeyUsage": key_usage,
+                "MultiRegion": multi_region,
+                "Description": description,
+            }
+        )
+        metadata: dict[str, Any] = created["KeyMetadata"]
+        if alias is not None:
+            self._operations.create_alias(
+                {"AliasName": alias, "TargetKeyId": metadata["KeyId"]}
+            )
+
+        return _as_botocore(metadata)
+
+    def set_key_state(self, key_id: str, state: str) -> None:
+        """Put a key in any key state, for tests of the states AWS
+        reaches only through custom key stores, imports or replication.
+
+        Args:
+            key_id: Key id, key ARN, alias name or alias ARN.
+            state: One of the eight ``KeyState`` values.
+
+        Raises:
+            ValueError: ``state`` is not a key state.
+            KmsError: ``NotFoundException`` for an unknown key.
+        """
+        if state not in KEY_STATES:
+            raise ValueError(
+                f"state must be one of {', '.join(KEY_STATES)}; got {state!r}."
+            )
+        key = self._store.resolve(key_id, for_crypto=False)
+        with self._store.lock:
+            key.state = state
+
+    def describe_key(self, key_id: str) -> dict[str, Any]:
+        """Return a key's ``KeyMetadata`` as botocore's DescribeKey does.
+
+        Args:
+            key_id: Key id, key ARN, alias name or alias ARN.
+
+        Returns:
+            The metadata, ``CreationDate`` a datetime.
+        """
+        metadata = self._operations.describe_key({"KeyId": key_id})
+
+        return _as_botocore(metadata["KeyMetadata"])
+
+
+def _as_botocore(metadata: dict[str, Any]) -> dict[str, Any]:
+    converted = dict(metadata)
+    for name in ("CreationDate", "DeletionDate"):
+        if name in converted:
+            converted[name] = datetime.datetime.fromtimestamp(
+                converted[name], tz=datetime.UTC
+            )
+
+    return converted
