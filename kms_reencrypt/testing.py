@@ -1,0 +1,44 @@
+"""Pytest fixtures for code that uses kms_reencrypt, on the local KMS.
+
+Installed as a pytest plugin (entry point ``kms_reencrypt``), so in any
+project that installs ``kms_reencrypt[local]`` a test can ask for:
+
+* ``local_kms``: a fresh ``kms_reencrypt.local.LocalKms`` on 127.0.0.1,
+  stopped after the test;
+* ``kms_reencrypt_client``: a ``ReEncryptClient`` talking to it.
+
+Nothing heavy is imported until a fixture is used: pytest loads this
+module in every session of every project that installs the package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from ._client import ReEncryptClient
+    from .local import LocalKms
+
+__all__ = ["kms_reencrypt_client", "local_kms"]
+
+
+@pytest.fixture
+def local_kms() -> Iterator[LocalKms]:
+    """A local KMS with no keys, serving for the duration of one test."""
+    from .local import LocalKms
+
+    kms = LocalKms()
+    kms.start()
+    try:
+        yield kms
+    finally:
+        kms.stop()
+
+
+@pytest.fixture
+def kms_reencrypt_client(local_kms: LocalKms) -> ReEncryptClient:
+    """A ``ReEncryptClient`` on the test's local KMS."""
+    return local_kms.client()
