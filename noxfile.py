@@ -1,4 +1,5 @@
-"""Development sessions: `nox -s demo`, `nox -s lint tests`, `nox -s bench`.
+"""Development sessions: `nox -s demo`, `nox -s lint tests docs`,
+`nox -s bench`.
 
 Each session installs what it needs into its own virtualenv, so a fresh
 machine with Python 3.11+ and pip needs nothing else.
@@ -12,7 +13,7 @@ import nox
 
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = False
-nox.options.sessions = ["lint", "tests"]
+nox.options.sessions = ["lint", "tests", "docs"]
 
 
 @nox.session
@@ -40,6 +41,22 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
     session.run("mypy")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Build the documentation with Sphinx; warnings are errors."""
+    session.install("-e", ".[local,cli]", "sphinx", "myst-parser", "furo")
+    session.run(
+        "sphinx-build",
+        "-W",
+        "--keep-going",
+        "-q",
+        "-b",
+        "html",
+        "docs",
+        "docs/_build/html",
+    )
 
 
 @nox.session

@@ -174,9 +174,7 @@ def test_wrong_source_context_is_invalid_ciphertext(
     assert error.__cause__ is not None
 
 
-def test_unknown_destination_is_not_found(
-    local_kms: Any, blob: bytes
-) -> None:
+def test_unknown_destination_is_not_found(local_kms: Any, blob: bytes) -> None:
     """An alias that does not exist gives NotFoundException."""
     with pytest.raises(NotFoundException) as caught:
         local_kms.client().re_encrypt(
@@ -328,7 +326,9 @@ def test_wrapping_a_non_kms_client_is_refused() -> None:
         ReEncryptClient(s3)
 
 
-def test_results_pickle(local_kms: Any, keys: dict[str, str], blob: bytes) -> None:
+def test_results_pickle(
+    local_kms: Any, keys: dict[str, str], blob: bytes
+) -> None:
     """Results cross process boundaries unchanged."""
     result = local_kms.client().re_encrypt(
         CiphertextBlob=blob,

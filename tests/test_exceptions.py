@@ -315,7 +315,9 @@ def test_unreachable_endpoint_is_a_connection_error() -> None:
         ),
         KmsServiceError("odd", code="BrandNewException", http_status=418),
         KmsConnectionError("down", operation="ReEncrypt", endpoint_url="u"),
-        kms_reencrypt.ParameterLengthError("too long", parameter="GrantTokens"),
+        kms_reencrypt.ParameterLengthError(
+            "too long", parameter="GrantTokens"
+        ),
         kms_reencrypt.ConfigurationError("bad", option="session"),
     ],
     ids=lambda e: type(e).__name__,
