@@ -418,6 +418,11 @@ def _diagnose(text: str) -> _Problem:
             "multi-Region key IDs are 'mrk-' and 32 lowercase hex digits.",
             fixed_id,
         )
+    if text[:4].lower() == "mrk-":
+        return _Problem(
+            "a multi-Region key ID is 'mrk-' and 32 lowercase hex digits, "
+            "without dashes."
+        )
     if text.startswith("aws/") or (
         _ALIAS_CHARS.fullmatch(text) and not text.startswith("key/")
     ):
