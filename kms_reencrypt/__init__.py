@@ -46,9 +46,11 @@ from ._exceptions import (
     ParameterLengthError,
     ParameterTypeError,
     RequestValidationError,
+    RotationStoppedError,
     ThrottlingException,
     UnrecognizedClientException,
     ValidationException,
+    WriteBackError,
 )
 from ._keyid import KeyIdentifier, KeyIdForm, parse_key_id
 from ._types import (
@@ -98,9 +100,11 @@ __all__ = [
     "ReEncryptClient",
     "ReEncryptResult",
     "RequestValidationError",
+    "RotationStoppedError",
     "ThrottlingException",
     "UnrecognizedClientException",
     "ValidationException",
+    "WriteBackError",
     "__version__",
     "ciphertext_from_base64",
     "ciphertext_to_base64",

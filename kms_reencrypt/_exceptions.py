@@ -16,6 +16,9 @@ The tree::
     │   ├── AwsManagedKeyError
     │   └── KeyPreflightError
     ├── KmsConnectionError                  no answer from the endpoint
+    ├── RotationStoppedError                a bulk rotation stopped early
+    ├── WriteBackError                      a rotation's writer or journal
+    │                                       failed for one item
     └── KmsServiceError                     KMS answered with an error
         ├── NotFoundException, DisabledException, ... (one per code)
         └── ...
@@ -81,9 +84,11 @@ __all__ = [
     "ParameterLengthError",
     "ParameterTypeError",
     "RequestValidationError",
+    "RotationStoppedError",
     "ThrottlingException",
     "UnrecognizedClientException",
     "ValidationException",
+    "WriteBackError",
     "error_class_for_code",
     "translate_botocore_error",
 ]
@@ -214,6 +219,60 @@ class KmsConnectionError(KmsReEncryptError):
             "endpoint_url": self.endpoint_url,
         }
         return (_rebuild, (type(self), str(self), kwargs))
+
+
+class RotationStoppedError(KmsReEncryptError):
+    """A bulk rotation stopped before the end of its input.
+
+    Raised after every outcome already in flight was reported, when an
+    error that every remaining item would hit (an unusable destination
+    key, rejected credentials, an unreachable endpoint) or the failure
+    threshold ended the run. Items not reported were not rotated; run the
+    same rotation again, with its journal, to finish them.
+
+    Args:
+        reason: Why the run stopped, in one sentence.
+        code: The error code that stopped it, when one did.
+        report: The ``RotationReport`` of the run so far.
+    """
+
+    exit_code: ClassVar[int] = 3
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        code: str | None = None,
+        report: Any = None,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+        self.report = report
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        kwargs = {"code": self.code, "report": self.report}
+        return (_rebuild, (type(self), self.reason, kwargs))
+
+
+class WriteBackError(KmsReEncryptError):
+    """A rotation's ``writer`` callback or its journal failed for an item.
+
+    The item counts as failed: its old ciphertext stays authoritative and
+    the journal does not mark it done, so the next run tries it again.
+    The original error is chained as ``__cause__``.
+
+    Args:
+        message: What failed, without payloads.
+        item_id: The id of the item being written back.
+    """
+
+    def __init__(self, message: str, *, item_id: str | None = None) -> None:
+        super().__init__(message)
+        self.item_id = item_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), str(self), {"item_id": self.item_id}))
 
 
 class KmsServiceError(KmsReEncryptError):
