@@ -108,7 +108,9 @@ def test_stubbed_codes_raise_their_class(code: str, status: int) -> None:
     )
 
     with stub, pytest.raises(KmsServiceError) as caught:
-        facade.re_encrypt(CiphertextBlob=b"\x01" * 40, DestinationKeyId="k")
+        facade.re_encrypt(
+            CiphertextBlob=b"\x01" * 40, DestinationKeyId="alias/dest"
+        )
 
     error = caught.value
     assert error_class_for_code(code) is type(error)

@@ -11,7 +11,7 @@ def test_all_is_sorted_and_complete() -> None:
     public = {
         name
         for name in vars(kms_reencrypt)
-        if not name.startswith("_")
+        if not name.startswith(("_", "@"))
         and not getattr(vars(kms_reencrypt)[name], "__name__", "").startswith(
             "kms_reencrypt."
         )
