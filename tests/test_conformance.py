@@ -15,6 +15,7 @@ AWS may answer (``aws_also``); the local KMS always gives ``expect``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import re
 import uuid
@@ -125,17 +126,13 @@ def _build(env: Env) -> Env:
 
 def _clean_up(env: Env) -> None:
     for alias in env.aliases.values():
-        try:
+        with contextlib.suppress(ClientError):
             env.kms.delete_alias(AliasName=alias)
-        except ClientError:
-            pass
     for metadata in env.keys.values():
-        try:
+        with contextlib.suppress(ClientError):
             env.kms.schedule_key_deletion(
                 KeyId=metadata["KeyId"], PendingWindowInDays=7
             )
-        except ClientError:
-            pass
 
 
 TARGETS = [
