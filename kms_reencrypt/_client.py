@@ -10,7 +10,12 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ._exceptions import ConfigurationError, translate_botocore_error
+from ._exceptions import (
+    ConfigurationError,
+    ParameterTypeError,
+    translate_botocore_error,
+)
+from ._preflight import DEFAULT_PREFLIGHT_TTL, KeyPreflight, check_ttl
 from ._session import create_kms_client
 from ._types import (
     AlgorithmName,
@@ -45,6 +50,13 @@ class ReEncryptClient:
         allow_aws_managed_key: Let ``alias/aws/...`` destinations through
             instead of refusing them (KMS normally denies their direct
             use); ``re_encrypt`` can override it per call.
+        preflight: Look both keys up with DescribeKey before each
+            ReEncrypt and refuse what they cannot serve (usage, state,
+            algorithm, context, AWS managed destination); costs a
+            DescribeKey per key per ``preflight_ttl`` and needs
+            kms:DescribeKey (without it the look-up is skipped).
+            ``re_encrypt`` can override it per call.
+        preflight_ttl: Seconds a DescribeKey answer is kept.
 
     Raises:
         ConfigurationError: ``kms_client`` is not a KMS client, or an
@@ -56,6 +68,8 @@ class ReEncryptClient:
         kms_client: BaseClient,
         *,
         allow_aws_managed_key: bool = False,
+        preflight: bool = False,
+        preflight_ttl: float = DEFAULT_PREFLIGHT_TTL,
     ) -> None:
         meta = getattr(kms_client, "meta", None)
         model = getattr(meta, "service_model", None)
@@ -73,6 +87,16 @@ class ReEncryptClient:
         self._allow_aws_managed_key = _flag(
             allow_aws_managed_key, "allow_aws_managed_key"
         )
+        self._preflight = _flag(preflight, "preflight")
+        try:
+            ttl = check_ttl(preflight_ttl)
+        except ValueError:
+            raise ConfigurationError(
+                "preflight_ttl must be a number of seconds, 0 or more, got "
+                f"{preflight_ttl!r}.",
+                option="preflight_ttl",
+            ) from None
+        self._preflight_cache = KeyPreflight(kms_client, ttl=ttl)
 
     def __repr__(self) -> str:
         return (
@@ -202,16 +226,19 @@ class ReEncryptClient:
 
         Raises:
             RequestValidationError: The request cannot succeed; nothing
-                was sent.
+                was sent. With the pre-flight, ``KeyPreflightError`` or
+                ``AwsManagedKeyError`` when a key cannot serve it.
             KmsServiceError: KMS answered with an error (a subclass named
-                as the error code).
+                as the error code); with the pre-flight, also a
+                DescribeKey error such as ``NotFoundException``.
             KmsConnectionError: The endpoint could not be reached.
         """
-        allow_managed = (
-            self._allow_aws_managed_key
-            if allow_aws_managed_key is None
-            else allow_aws_managed_key
+        allow_managed = _per_call(
+            allow_aws_managed_key,
+            self._allow_aws_managed_key,
+            "allow_aws_managed_key",
         )
+        look_up_keys = _per_call(preflight, self._preflight, "preflight")
         request = build_request(
             CiphertextBlob=CiphertextBlob,
             DestinationKeyId=DestinationKeyId,
@@ -226,6 +253,10 @@ class ReEncryptClient:
             region_name=self._region,
             allow_aws_managed_key=allow_managed,
         )
+        if look_up_keys:
+            self._preflight_cache.check(
+                request, allow_aws_managed_key=allow_managed, stacklevel=3
+            )
 
         return self.send(request)
 
@@ -273,6 +304,18 @@ def _flag(value: object, option: str) -> bool:
         raise ConfigurationError(
             f"{option} must be True or False, got {type(value).__name__}.",
             option=option,
+        )
+    return value
+
+
+def _per_call(value: object, default: bool, name: str) -> bool:
+    if value is None:
+        return default
+    if type(value) is not bool:
+        raise ParameterTypeError(
+            f"{name} must be True, False or None (the client's setting), "
+            f"got {type(value).__name__}.",
+            parameter=name,
         )
     return value
 
