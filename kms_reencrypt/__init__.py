@@ -53,6 +53,7 @@ from ._exceptions import (
     WriteBackError,
 )
 from ._keyid import KeyIdentifier, KeyIdForm, parse_key_id
+from ._preflight import PlaintextLimitWarning
 from ._types import (
     DryRunModifier,
     DryRunResult,
@@ -97,6 +98,7 @@ __all__ = [
     "NotFoundException",
     "ParameterLengthError",
     "ParameterTypeError",
+    "PlaintextLimitWarning",
     "ReEncryptClient",
     "ReEncryptResult",
     "RequestValidationError",
