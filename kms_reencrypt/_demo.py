@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     count: int = args.count
     out = sys.stdout
     with LocalKms() as local:
-        kms = local.kms_client()
+        kms: Any = local.kms_client()
         facade = local.client()
         print(f"local KMS listening on {local.endpoint_url}", file=out)
 

@@ -237,7 +237,7 @@ def test_wraps_a_boto3_client(
     boto3 = pytest.importorskip("boto3")
     raw = boto3.session.Session(
         aws_access_key_id="x",
-        aws_secret_access_key="y",  # noqa: S106
+        aws_secret_access_key="y",
         region_name=local_kms.region,
     ).client("kms", endpoint_url=local_kms.endpoint_url)
 
@@ -319,7 +319,7 @@ def test_wrapping_a_non_kms_client_is_refused() -> None:
         "s3",
         region_name="us-east-1",
         aws_access_key_id="x",
-        aws_secret_access_key="y",  # noqa: S106
+        aws_secret_access_key="y",
     )
 
     with pytest.raises(ConfigurationError):
