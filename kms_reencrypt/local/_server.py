@@ -55,7 +55,7 @@ class _Server(ThreadingHTTPServer):
         thread = threading.Thread(
             target=self.process_request_thread,
             args=(request, client_address),
-            name="local-kms-connection",
+            name=f"local-kms-{self.server_address[1]}-connection",
             daemon=True,
         )
         with self._open_lock:
