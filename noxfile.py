@@ -38,8 +38,11 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff (79 columns) and mypy --strict."""
     session.install("-e", ".[test]", "ruff", "mypy", "botocore-stubs")
-    session.run("ruff", "check", ".")
-    session.run("ruff", "format", "--check", ".")
+    python = ["kms_reencrypt", "tests", "noxfile.py", "docs/conf.py"]
+    session.run("ruff", "check", *python)
+    # Only Python files: recent ruff also formats code blocks in Markdown,
+    # where aligned comments are deliberate.
+    session.run("ruff", "format", "--check", *python)
     session.run("mypy")
 
 
