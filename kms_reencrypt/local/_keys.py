@@ -445,7 +445,8 @@ class KeyStore:
             if for_crypto:
                 raise _access_denied(self.alias_arn(name))
             if alias is None and _ALIAS.match(name):
-                key = self._new_key(spec="SYMMETRIC_DEFAULT", manager="AWS")
+                key = self._build_key(spec="SYMMETRIC_DEFAULT", manager="AWS")
+                self._keys[key.key_id] = key
                 key.description = (
                     f"Default key that protects my {name[10:]} resources "
                     "when no other key is defined"
@@ -461,7 +462,7 @@ class KeyStore:
 
     # -- keys --
 
-    def _new_key(
+    def _build_key(
         self,
         *,
         spec: str,
@@ -469,6 +470,8 @@ class KeyStore:
         manager: str = "CUSTOMER",
         multi_region: bool = False,
     ) -> Key:
+        # Reads only the immutable Region and account: safe without the
+        # lock, so that RSA key generation does not block other requests.
         key_id = (
             "mrk-" + secrets.token_hex(16)
             if multi_region
@@ -494,7 +497,6 @@ class KeyStore:
             key.private_key = ec.generate_private_key(_CURVES[spec])
         else:
             key.material = os.urandom(_HMAC_BYTES[spec])
-        self._keys[key_id] = key
 
         return key
 
@@ -508,9 +510,8 @@ class KeyStore:
         tags: list[dict[str, str]] | None = None,
     ) -> Key:
         """Create a customer managed key; the caller checked the inputs."""
-        # Key generation (RSA above all) runs outside the lock.
-        key = _DetachedStore.make(
-            self, spec=spec, usage=usage, multi_region=multi_region
+        key = self._build_key(
+            spec=spec, usage=usage, multi_region=multi_region
         )
         key.description = description
         key.tags = list(tags or [])
@@ -583,20 +584,16 @@ class KeyStore:
             return token in self._grants
 
 
-class _DetachedStore(KeyStore):
-    """Generates one key's material outside the shared store's lock."""
-
-    @classmethod
-    def make(
-        cls, store: KeyStore, *, spec: str, usage: str, multi_region: bool
-    ) -> Key:
-        scratch = cls(region=store.region, account_id=store.account_id)
-        return scratch._new_key(
-            spec=spec, usage=usage, multi_region=multi_region
+def _not_found(identifier: str) -> KmsError:
+    if _UUID.match(identifier) or _MRK.match(identifier):
+        return KmsError(
+            "NotFoundException", f"Key '{identifier}' does not exist"
+        )
+    if identifier.startswith("arn:") and ":key/" in identifier:
+        return KmsError(
+            "NotFoundException", f"Key '{identifier}' does not exist"
         )
 
-
-def _not_found(identifier: str) -> KmsError:
     return KmsError("NotFoundException", f"Invalid keyId {identifier}")
 
 
