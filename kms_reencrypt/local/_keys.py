@@ -232,7 +232,15 @@ class Key:
     def seal(
         self, plaintext: bytes, context: Mapping[str, str] | None
     ) -> bytes:
-        """Encrypt under this symmetric key into a ciphertext blob."""
+        """Encrypt under this symmetric key into a ciphertext blob.
+
+        Args:
+            plaintext: The bytes to encrypt.
+            context: The encryption context to bind the blob to.
+
+        Returns:
+            The blob, in the format of this module's docstring.
+        """
         header = BLOB_MAGIC + self.key_id.encode("ascii") + self.material_id
         iv = os.urandom(_IV_LEN)
         sealed = AESGCM(self.material).encrypt(
@@ -243,6 +251,13 @@ class Key:
 
     def open(self, blob: bytes, context: Mapping[str, str] | None) -> bytes:
         """Decrypt a ciphertext blob made by ``seal`` with this key.
+
+        Args:
+            blob: The ciphertext blob; its key id was already checked.
+            context: The encryption context it must be bound to.
+
+        Returns:
+            The plaintext.
 
         Raises:
             KmsError: ``InvalidCiphertextException`` when the blob was
@@ -264,7 +279,15 @@ class Key:
         return plaintext
 
     def rsa_encrypt(self, plaintext: bytes, algorithm: str) -> bytes:
-        """Encrypt with RSA-OAEP under this key's public key."""
+        """Encrypt with RSA-OAEP under this key's public key.
+
+        Args:
+            plaintext: The bytes; the caller checked the size limit.
+            algorithm: ``RSAES_OAEP_SHA_1`` or ``RSAES_OAEP_SHA_256``.
+
+        Returns:
+            The ciphertext, as long as the key's modulus.
+        """
         ciphertext: bytes = self.private_key.public_key().encrypt(
             plaintext, _oaep(algorithm)
         )
@@ -277,6 +300,13 @@ class Key:
         ``IncorrectKeyException``, as AWS answers a wrong algorithm;
         anything else that does not decrypt gives
         ``InvalidCiphertextException``.
+
+        Args:
+            ciphertext: The RSA ciphertext.
+            algorithm: The algorithm the caller says was used.
+
+        Returns:
+            The plaintext.
 
         Raises:
             KmsError: The ciphertext does not decrypt.
@@ -317,6 +347,12 @@ def _invalid_ciphertext() -> KmsError:
 
 def blob_key_id(blob: bytes) -> str:
     """Return the key id a symmetric ciphertext blob names.
+
+    Args:
+        blob: What the caller sent as ciphertext.
+
+    Returns:
+        The key id from the blob header.
 
     Raises:
         KmsError: ``InvalidCiphertextException`` when the blob is not in
