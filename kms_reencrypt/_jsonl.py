@@ -1,0 +1,263 @@
+"""JSON Lines in and out for the ``rotate`` command.
+
+Input, one object per line::
+
+    {"id": "a1", "ciphertext": "<base64>", "encryption_context": {...},
+     "source_key_id": "...", "source_encryption_algorithm": "..."}
+
+A line that cannot be read becomes a ``MalformedItem`` naming its line
+number; blank lines are skipped.
+
+Output, one object per line: ``id``, ``status``, ``ciphertext`` (when
+ok), ``key_id``, ``source_key_id``, ``encryption_context``, ``line`` and
+``error`` (``code`` and ``message``, when failed).
+
+The output file is append-only and written only after the journal has
+committed the lines it receives, so on a new run it can be repaired from
+the journal: a torn last line is dropped, failed lines are dropped (the
+new run tries those items again and writes them afresh), every finished
+item is kept once, and finished items whose line never reached the file
+are written from the journal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any, Final
+
+from ._encoding import ciphertext_from_base64, ciphertext_to_base64
+from ._exceptions import (
+    KmsReEncryptError,
+    MissingParameterError,
+    ParameterTypeError,
+)
+from ._rotate import MalformedItem, RotationItem, RotationOutcome, _SeenIds
+
+__all__ = ["OutputFile", "outcome_line", "read_items"]
+
+#: Lines written between two fsyncs of the output file.
+FSYNC_EVERY: Final = 4096
+
+_OPTIONAL_TEXT = ("source_key_id", "source_encryption_algorithm")
+
+
+def _malformed(
+    line: int, message: str, *, parameter: str, item_id: str | None = None
+) -> MalformedItem:
+    error_class = (
+        MissingParameterError if "missing" in message else ParameterTypeError
+    )
+    return MalformedItem(
+        error=error_class(f"line {line}: {message}", parameter=parameter),
+        id=item_id,
+        line=line,
+    )
+
+
+def _parse(raw: bytes, number: int) -> RotationItem | MalformedItem:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return _malformed(number, "is not valid UTF-8.", parameter="line")
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError as error:
+        return _malformed(
+            number, f"is not valid JSON ({error.msg}).", parameter="line"
+        )
+    if not isinstance(record, dict):
+        return _malformed(number, "is not a JSON object.", parameter="line")
+    item_id = record.get("id")
+    if item_id is None:
+        return _malformed(number, "the id is missing.", parameter="id")
+    if not isinstance(item_id, str) or not item_id:
+        return _malformed(
+            number, "the id must be a non-empty string.", parameter="id"
+        )
+    ciphertext = record.get("ciphertext")
+    if ciphertext is None:
+        return _malformed(
+            number,
+            "the ciphertext is missing.",
+            parameter="ciphertext",
+            item_id=item_id,
+        )
+    if not isinstance(ciphertext, str):
+        return _malformed(
+            number,
+            "the ciphertext must be base64 text.",
+            parameter="ciphertext",
+            item_id=item_id,
+        )
+    try:
+        blob = ciphertext_from_base64(ciphertext, parameter="ciphertext")
+    except KmsReEncryptError as error:
+        return MalformedItem(error=error, id=item_id, line=number)
+    context = record.get("encryption_context")
+    if context is not None and not (
+        isinstance(context, dict)
+        and all(isinstance(v, str) for v in context.values())
+    ):
+        return _malformed(
+            number,
+            "the encryption_context must be an object of strings.",
+            parameter="encryption_context",
+            item_id=item_id,
+        )
+    for name in _OPTIONAL_TEXT:
+        if record.get(name) is not None and not isinstance(record[name], str):
+            return _malformed(
+                number,
+                f"the {name} must be a string.",
+                parameter=name,
+                item_id=item_id,
+            )
+
+    return RotationItem(
+        id=item_id,
+        ciphertext_blob=blob,
+        encryption_context=context,
+        source_key_id=record.get("source_key_id"),
+        source_encryption_algorithm=record.get("source_encryption_algorithm"),
+        line=number,
+    )
+
+
+def read_items(stream: IO[bytes]) -> Iterator[RotationItem | MalformedItem]:
+    """Read rotation items from a JSON Lines byte stream, lazily.
+
+    Args:
+        stream: The input, opened in binary mode.
+
+    Yields:
+        One ``RotationItem`` per readable line, one ``MalformedItem`` per
+        unreadable one; blank lines yield nothing.
+    """
+    for number, raw in enumerate(stream, start=1):
+        if not raw.strip():
+            continue
+        yield _parse(raw, number)
+
+
+def outcome_line(outcome: RotationOutcome) -> str:
+    """Return the output line (without newline) for one outcome.
+
+    Args:
+        outcome: The outcome.
+
+    Returns:
+        Compact JSON; the message of an error never holds payloads.
+    """
+    record: dict[str, Any] = {"id": outcome.id, "status": str(outcome.status)}
+    if outcome.ciphertext_blob is not None:
+        record["ciphertext"] = ciphertext_to_base64(outcome.ciphertext_blob)
+    record["key_id"] = outcome.key_id
+    record["source_key_id"] = outcome.source_key_id
+    context = outcome.encryption_context
+    record["encryption_context"] = None if context is None else dict(context)
+    if outcome.line is not None:
+        record["line"] = outcome.line
+    if outcome.error is not None:
+        record["error"] = {
+            "code": outcome.error_code,
+            "message": str(outcome.error),
+        }
+
+    return json.dumps(record, separators=(",", ":"), ensure_ascii=False)
+
+
+class OutputFile:
+    """The append-only JSON Lines output of ``rotate``.
+
+    Args:
+        stream: A text stream to write (the file, or standard output).
+        fsync: Sync the file to disk every ``FSYNC_EVERY`` lines and on
+            close (files only).
+    """
+
+    def __init__(self, stream: IO[str], *, fsync: bool) -> None:
+        self._stream = stream
+        self._fsync = fsync
+        self._unsynced = 0
+
+    @classmethod
+    def open(cls, path: str, *, journal: Any = None) -> OutputFile:
+        """Open the output file, repaired for a resumed run.
+
+        Args:
+            path: The file.
+            journal: The ``Journal`` of a resumed run, or None for a fresh
+                run (the file is truncated).
+
+        Returns:
+            The output, positioned for appending.
+        """
+        if journal is None:
+            stream = open(path, "w", encoding="utf-8")  # noqa: SIM115
+            return cls(stream, fsync=True)
+        _repair(path, journal)
+        stream = open(path, "a", encoding="utf-8")  # noqa: SIM115
+
+        return cls(stream, fsync=True)
+
+    def write_lines(self, lines: list[str]) -> None:
+        """Append lines, then flush them to the operating system."""
+        self._stream.write("".join(f"{line}\n" for line in lines))
+        self._stream.flush()
+        self._unsynced += len(lines)
+        if self._fsync and self._unsynced >= FSYNC_EVERY:
+            os.fsync(self._stream.fileno())
+            self._unsynced = 0
+
+    def close(self) -> None:
+        """Flush, sync and close (standard output is only flushed)."""
+        self._stream.flush()
+        if self._fsync:
+            os.fsync(self._stream.fileno())
+            self._stream.close()
+
+
+def _repair(path: str, journal: Any) -> None:
+    # Keep each finished item's first ok line; drop failed lines and a
+    # torn last line; add finished items missing from the file. Written
+    # to a temporary file and renamed over, so a crash here loses nothing.
+    # Ids are held as 8-byte hashes, so memory stays small for millions.
+    done = _SeenIds()
+    for item_id in journal.done_ids():
+        done.add(item_id)
+    kept = _SeenIds()
+    directory = os.path.dirname(os.path.abspath(path))
+    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".repair")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            if os.path.exists(path):
+                with open(path, "rb") as existing:
+                    for raw in existing:
+                        if not raw.endswith(b"\n"):
+                            break
+                        try:
+                            record = json.loads(raw)
+                        except ValueError:
+                            continue
+                        item_id = record.get("id")
+                        if (
+                            record.get("status") == "ok"
+                            and isinstance(item_id, str)
+                            and item_id in done
+                            and item_id not in kept
+                        ):
+                            kept.add(item_id)
+                            out.write(raw.decode("utf-8"))
+            for item_id, line in journal.done_outputs():
+                if item_id not in kept and line is not None:
+                    out.write(f"{line}\n")
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise

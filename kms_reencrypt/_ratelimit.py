@@ -1,0 +1,174 @@
+"""The request-rate governor of a rotation: one cap shared by every
+thread and every worker process, lowered when KMS throttles and raised
+again while it does not.
+
+It is a reservation clock rather than a bucket of tokens: each call
+reserves the next free slot, ``1 / rate`` seconds after the previous
+one, and sleeps until that slot comes. One lock round trip per call, no
+background thread, and the same code serves threads (a ``threading``
+lock over a list) and processes (a ``multiprocessing`` lock over shared
+doubles).
+
+Adaptation is additive-increase, multiplicative-decrease: a throttle
+multiplies the rate by ``DECREASE_FACTOR`` (at most once per
+``DECREASE_INTERVAL``, so that a burst of throttles from one crowded
+moment counts once), and every second without a throttle adds
+``INCREASE_FRACTION`` of the rate back, never above the caller's cap.
+Without a cap the governor is idle until the first throttle, which
+starts it from the rate measured over the last window.
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing
+import threading
+import time
+from collections.abc import Callable, MutableSequence
+from typing import Any
+
+__all__ = ["RateGovernor"]
+
+#: A throttle multiplies the rate by this.
+DECREASE_FACTOR = 0.8
+#: Throttles closer together than this count as one.
+DECREASE_INTERVAL = 0.5
+#: Each throttle-free second adds this fraction of the rate.
+INCREASE_FRACTION = 0.25
+#: The adapted rate never goes below this many calls per second.
+MIN_RATE = 2.0
+#: Slots missed by at most this many seconds may still be used, so that
+#: a thread scheduled late does not cost the run a call.
+BURST_SECONDS = 0.02
+#: The window over which the achieved rate is measured.
+MEASURE_SECONDS = 1.0
+
+# Layout of the shared state.
+_RATE, _CEILING, _NEXT, _LAST_DECREASE, _LAST_RAISE = 0, 1, 2, 3, 4
+_WINDOW_START, _WINDOW_COUNT, _MEASURED = 5, 6, 7
+_SIZE = 8
+
+
+class RateGovernor:
+    """A shared, adaptive cap on calls per second.
+
+    Args:
+        rate: The cap in calls per second; None for no cap until KMS
+            throttles.
+        shared: Keep the state in shared memory so that worker processes
+            (which receive this object when they start) obey the same
+            cap.
+        clock: Returns monotonic seconds; injectable for tests.
+        sleep: Sleeps for seconds; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        rate: float | None = None,
+        *,
+        shared: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if rate is not None and not rate > 0:
+            raise ValueError(f"rate must be positive or None, got {rate!r}.")
+        ceiling = math.inf if rate is None else float(rate)
+        initial = [ceiling, ceiling, 0.0, -math.inf, 0.0, 0.0, 0.0, 0.0]
+        self._lock: Any
+        self._state: MutableSequence[float]
+        if shared:
+            self._lock = multiprocessing.get_context("spawn").Lock()
+            self._state = multiprocessing.get_context("spawn").RawArray(
+                "d", initial
+            )
+        else:
+            self._lock = threading.Lock()
+            self._state = initial
+        self._clock = clock
+        self._sleep = sleep
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Only the shared form crosses a process boundary; the clock and
+        # sleep of the child are the real ones.
+        return {"lock": self._lock, "state": self._state}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._lock = state["lock"]
+        self._state = state["state"]
+        self._clock = time.monotonic
+        self._sleep = time.sleep
+
+    @property
+    def rate(self) -> float | None:
+        """The rate in force now; None while uncapped."""
+        with self._lock:
+            rate = self._state[_RATE]
+
+        return None if math.isinf(rate) else rate
+
+    def acquire(self) -> float:
+        """Wait for this caller's slot.
+
+        Returns:
+            The seconds spent waiting.
+        """
+        with self._lock:
+            now = self._clock()
+            state = self._state
+            self._count(state, now)
+            self._raise(state, now)
+            rate = state[_RATE]
+            if math.isinf(rate):
+                return 0.0
+            slot = max(state[_NEXT], now - BURST_SECONDS)
+            state[_NEXT] = slot + 1.0 / rate
+        wait = slot - now
+        if wait > 0:
+            self._sleep(wait)
+            return wait
+
+        return 0.0
+
+    def throttled(self) -> None:
+        """Tell the governor that KMS answered ``ThrottlingException``."""
+        with self._lock:
+            now = self._clock()
+            state = self._state
+            if now - state[_LAST_DECREASE] < DECREASE_INTERVAL:
+                return
+            rate = state[_RATE]
+            if math.isinf(rate):
+                rate = state[_MEASURED] or _measured(state, now)
+                rate = rate if rate > 0 else 100.0
+            state[_RATE] = max(MIN_RATE, rate * DECREASE_FACTOR)
+            state[_LAST_DECREASE] = now
+            state[_LAST_RAISE] = now
+
+    @staticmethod
+    def _count(state: MutableSequence[float], now: float) -> None:
+        elapsed = now - state[_WINDOW_START]
+        if elapsed >= MEASURE_SECONDS:
+            state[_MEASURED] = state[_WINDOW_COUNT] / elapsed
+            state[_WINDOW_START] = now
+            state[_WINDOW_COUNT] = 0.0
+        state[_WINDOW_COUNT] += 1.0
+
+    @staticmethod
+    def _raise(state: MutableSequence[float], now: float) -> None:
+        rate, ceiling = state[_RATE], state[_CEILING]
+        if rate >= ceiling:
+            return
+        elapsed = now - state[_LAST_RAISE]
+        if elapsed < DECREASE_INTERVAL:
+            return
+        raised = rate * (1.0 + INCREASE_FRACTION * elapsed)
+        # Far above anything measured: the cap no longer matters.
+        if math.isinf(ceiling) and raised > 4 * max(state[_MEASURED], 1.0):
+            raised = math.inf
+        state[_RATE] = min(ceiling, raised)
+        state[_LAST_RAISE] = now
+
+
+def _measured(state: MutableSequence[float], now: float) -> float:
+    elapsed = now - state[_WINDOW_START]
+    return state[_WINDOW_COUNT] / elapsed if elapsed > 0 else 0.0

@@ -1,0 +1,1692 @@
+"""Bulk rotation: re-encrypt any number of ciphertexts under a new key.
+
+The engine is shaped like a transfer manager. The caller's thread reads
+the input lazily, keeps a bounded window of items in flight, hands each
+item to a pool of threads (or of worker processes, each with its own
+threads and client) and reports one ``RotationOutcome`` per item as it
+completes: memory stays flat whatever the number of items.
+
+Every item goes through ``ReEncryptClient.re_encrypt``, so it is checked
+and its errors are translated exactly as a single call would be.
+
+Who retries. Exactly one retry loop runs for any call, never two
+stacked. The engine owns it whenever the client it calls through has
+botocore's retries turned off, which is always the case for clients the
+engine builds (``client=None`` or a ``ClientSettings``; they are created
+with ``total_max_attempts=1``): then every attempt, retries included,
+waits for a slot from the shared rate governor, throttles lower the rate
+of the whole run, and backoff is exponential with full jitter. A client
+object passed by the caller keeps its own configuration; if its botocore
+retries are on, botocore retries and the engine makes a single attempt
+per item, only watching every attempt through the client's
+``needs-retry`` event to count throttles and lower the shared rate. Pass
+a client with ``Config(retries={"total_max_attempts": 1})``, or a
+``ClientSettings``, to let the engine own retries for it too. The engine
+owns them by preference because botocore's standard mode gives up after
+three attempts and spends a retry quota shared by the client, which a
+throttled bulk run exhausts in seconds.
+
+What stops a run. Failures of one item (a corrupt ciphertext, a wrong
+context, a refused request, a writer error) are recorded and the run
+goes on. A run stops early, raising ``RotationStoppedError`` once every
+outcome already in flight has been reported, when:
+
+* KMS rejects the credentials (``UnrecognizedClientException``,
+  ``InvalidSignatureException``, ``ExpiredTokenException``,
+  ``IncompleteSignature``), the endpoint stays unreachable after the
+  retries, or no credentials or Region are configured: every item would
+  hit it;
+* an error that can be about the destination key (``NotFoundException``,
+  ``DisabledException``, ``KMSInvalidStateException``,
+  ``AccessDeniedException``, ``InvalidKeyUsageException``, or a
+  retryable error that outlived its retries) comes back for
+  ``systemic_streak`` items in a row without a success between them. A
+  source key that was deleted fails only the items it encrypted, which
+  are rarely that many in a row; a destination that is missing or
+  disabled fails every item;
+* more items failed than ``max_failures`` allows.
+"""
+
+from __future__ import annotations
+
+import bisect
+import enum
+import hashlib
+import logging
+import multiprocessing
+import queue
+import random
+import threading
+import time
+from array import array
+from collections import Counter, deque
+from collections.abc import (
+    Callable,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+)
+from concurrent.futures import Future, ThreadPoolExecutor
+from types import MappingProxyType, TracebackType
+from typing import Any, Final, TypeAlias
+
+import attrs
+from botocore.client import BaseClient
+from botocore.config import Config
+
+from ._client import ReEncryptClient, as_client
+from ._exceptions import (
+    ConfigurationError,
+    ConflictingParametersError,
+    KmsConnectionError,
+    KmsReEncryptError,
+    KmsServiceError,
+    MissingParameterError,
+    ParameterTypeError,
+    RequestValidationError,
+    RotationStoppedError,
+    WriteBackError,
+)
+from ._session import create_kms_client, isolated_kms_client
+from ._types import DryRunResult
+from ._validation import build_request
+
+__all__ = [
+    "DEFAULT_BACKOFF_BASE",
+    "DEFAULT_BACKOFF_CAP",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_SYSTEMIC_STREAK",
+    "DEFAULT_WORKERS",
+    "SAME_CONTEXT",
+    "ClientSettings",
+    "MalformedItem",
+    "Rotation",
+    "RotationConfig",
+    "RotationItem",
+    "RotationOutcome",
+    "RotationReport",
+    "RotationStatus",
+    "rotate",
+    "rotate_iter",
+]
+
+log = logging.getLogger(__name__)
+
+#: Threads per process sharing one client.
+DEFAULT_WORKERS: Final = 16
+#: Attempts per item, the first included, when the engine retries.
+DEFAULT_MAX_ATTEMPTS: Final = 10
+#: Seconds of the first backoff; each retry doubles it, then jitter.
+DEFAULT_BACKOFF_BASE: Final = 0.05
+#: No backoff is longer than this many seconds.
+DEFAULT_BACKOFF_CAP: Final = 5.0
+#: Items in a row failing with one destination-scoped code stop the run.
+DEFAULT_SYSTEMIC_STREAK: Final = 16
+#: Items handed to a worker process at a time.
+DEFAULT_CHUNK_SIZE: Final = 32
+#: Items in flight per worker thread; bounds memory.
+WINDOW_PER_WORKER: Final = 4
+#: A fractional ``max_failures`` is judged after this many outcomes.
+MIN_OUTCOMES_FOR_FRACTION: Final = 20
+
+
+class _SameContext(enum.Enum):
+    SAME = "same"
+
+    def __repr__(self) -> str:
+        return "SAME_CONTEXT"
+
+
+#: ``destination_encryption_context`` default: bind each new ciphertext to
+#: the context of the old one.
+SAME_CONTEXT: Final = _SameContext.SAME
+
+DestinationContext: TypeAlias = Mapping[str, str] | _SameContext | None
+
+_IMMEDIATE_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "ExpiredTokenException",
+        "IncompleteSignature",
+    }
+)
+_DESTINATION_CODES = frozenset(
+    {
+        "NotFoundException",
+        "DisabledException",
+        "KMSInvalidStateException",
+        "AccessDeniedException",
+        "InvalidKeyUsageException",
+    }
+)
+
+
+class RotationStatus(enum.StrEnum):
+    """What happened to one item."""
+
+    #: Re-encrypted; ``ciphertext_blob`` holds the new ciphertext.
+    OK = "ok"
+    #: Not re-encrypted; ``error`` says why. The old ciphertext stands.
+    FAILED = "failed"
+    #: A dry run found nothing wrong; nothing was re-encrypted.
+    DRY_RUN = "dry-run"
+    #: Done by an earlier run, according to the journal.
+    SKIPPED = "skipped"
+
+
+def _byte_count(blob: bytes | None) -> str:
+    return "None" if blob is None else f"<{len(blob)} bytes>"
+
+
+def _context_keys(context: Mapping[str, str] | None) -> str:
+    # The values may be sensitive in a log; the keys say enough.
+    return "None" if context is None else f"<keys {sorted(context)}>"
+
+
+def _frozen_context(
+    value: Mapping[str, str] | None,
+) -> Mapping[str, str] | None:
+    if value is None or isinstance(value, MappingProxyType):
+        return value
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen(kw_only=True)
+class RotationItem:
+    """One ciphertext to rotate.
+
+    Nothing is checked here: the engine checks each item as a single
+    ``re_encrypt`` would, and a refused item becomes a failed outcome.
+
+    Attributes:
+        id: The caller's identifier, unique within a run.
+        ciphertext_blob: The ciphertext, raw bytes.
+        encryption_context: The context it was encrypted under.
+        source_key_id: The key that encrypted it, when known.
+        source_encryption_algorithm: How it was encrypted (asymmetric
+            sources only).
+        line: The input line it came from, for items read from a file.
+    """
+
+    id: str
+    ciphertext_blob: bytes = attrs.field(repr=_byte_count)
+    encryption_context: Mapping[str, str] | None = attrs.field(
+        default=None, converter=_frozen_context, repr=_context_keys
+    )
+    source_key_id: str | None = None
+    source_encryption_algorithm: str | None = None
+    line: int | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {
+            f.name: getattr(self, f.name) for f in attrs.fields(type(self))
+        }
+        context = state["encryption_context"]
+        state["encryption_context"] = (
+            None if context is None else dict(context)
+        )
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["encryption_context"] = _frozen_context(
+            state["encryption_context"]
+        )
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
+
+@attrs.frozen(kw_only=True)
+class MalformedItem:
+    """An input record that could not be read as an item.
+
+    Readers yield it in place of a ``RotationItem``; the engine reports it
+    as a failed outcome and goes on.
+
+    Attributes:
+        error: Why it could not be read.
+        id: The id, when one could be read.
+        line: The input line number.
+    """
+
+    error: KmsReEncryptError
+    id: str | None = None
+    line: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RotationOutcome:
+    """What happened to one item.
+
+    Attributes:
+        id: The item's id (None for an input record without one).
+        status: ok, failed, dry-run or skipped.
+        ciphertext_blob: The new ciphertext when ok; its repr shows only
+            its length.
+        key_id: The key ARN of the new ciphertext's key when ok, else the
+            destination as given.
+        source_key_id: The key that had encrypted the item, as KMS
+            reported it when ok, else as given.
+        encryption_context: The context the new ciphertext is bound to
+            (or would be, for a dry run or a failure); None for none. Its
+            repr shows the keys only.
+        error: The typed exception when failed.
+        line: The input line number, for items read from a file.
+        attempts: Calls made to KMS for this item.
+        throttles: How many of them KMS throttled.
+    """
+
+    id: str | None
+    status: RotationStatus
+    ciphertext_blob: bytes | None = attrs.field(default=None, repr=_byte_count)
+    key_id: str | None = None
+    source_key_id: str | None = None
+    encryption_context: Mapping[str, str] | None = attrs.field(
+        default=None, converter=_frozen_context, repr=_context_keys
+    )
+    error: BaseException | None = None
+    line: int | None = None
+    attempts: int = 0
+    throttles: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when the item was re-encrypted."""
+        return self.status is RotationStatus.OK
+
+    @property
+    def error_code(self) -> str | None:
+        """The KMS error code, or the exception class name, when failed."""
+        return None if self.error is None else error_code(self.error)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {
+            f.name: getattr(self, f.name) for f in attrs.fields(type(self))
+        }
+        context = state["encryption_context"]
+        state["encryption_context"] = (
+            None if context is None else dict(context)
+        )
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["encryption_context"] = _frozen_context(
+            state["encryption_context"]
+        )
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
+
+def error_code(error: BaseException) -> str:
+    """Return the code that names an error in reports.
+
+    Args:
+        error: A failed outcome's error.
+
+    Returns:
+        The KMS error code for a service error, else the class name.
+    """
+    if isinstance(error, KmsServiceError):
+        return error.code
+    return type(error).__name__
+
+
+def _check_max_failures(
+    instance: object, attribute: attrs.Attribute[Any], value: object
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigurationError(
+            "max_failures must be a count (int) or a fraction (float "
+            f"between 0 and 1), got {type(value).__name__}.",
+            option="max_failures",
+        )
+    if isinstance(value, float) and not 0.0 < value < 1.0:
+        raise ConfigurationError(
+            f"a fractional max_failures must be between 0 and 1, got {value}.",
+            option="max_failures",
+        )
+    if value < 0:
+        raise ConfigurationError(
+            f"max_failures must not be negative, got {value}.",
+            option="max_failures",
+        )
+
+
+def _positive(name: str, *, allow_none: bool = False) -> Any:
+    def check(instance: object, attribute: Any, value: Any) -> None:
+        if value is None and allow_none:
+            return
+        if isinstance(value, bool) or not (
+            isinstance(value, int | float) and value > 0
+        ):
+            raise ConfigurationError(
+                f"{name} must be a positive number, got {value!r}.",
+                option=name,
+            )
+
+    return check
+
+
+@attrs.frozen(kw_only=True)
+class RotationConfig:
+    """How a rotation runs; bounded by default.
+
+    Attributes:
+        workers: Threads per process, sharing one client.
+        processes: Worker processes; 1 runs everything in this process.
+            Each builds its own client from ``ClientSettings``.
+        rate: Cap on KMS calls per second for the whole run, all threads
+            and processes together; None for none until KMS throttles.
+        window: Items in flight at most; defaults to
+            ``WINDOW_PER_WORKER`` per thread.
+        max_attempts: Attempts per item when the engine retries.
+        backoff_base: Seconds of the first backoff.
+        backoff_cap: The longest backoff, in seconds.
+        max_failures: Stop once more items than this failed: a count, or
+            a fraction of the outcomes so far (judged after
+            ``MIN_OUTCOMES_FOR_FRACTION``); None never stops on count.
+        systemic_streak: Items in a row failing with one
+            destination-scoped code that stop the run.
+        chunk_size: Items handed to a worker process at a time.
+    """
+
+    workers: int = attrs.field(
+        default=DEFAULT_WORKERS, validator=_positive("workers")
+    )
+    processes: int = attrs.field(default=1, validator=_positive("processes"))
+    rate: float | None = attrs.field(
+        default=None, validator=_positive("rate", allow_none=True)
+    )
+    window: int | None = attrs.field(
+        default=None, validator=_positive("window", allow_none=True)
+    )
+    max_attempts: int = attrs.field(
+        default=DEFAULT_MAX_ATTEMPTS, validator=_positive("max_attempts")
+    )
+    backoff_base: float = attrs.field(
+        default=DEFAULT_BACKOFF_BASE, validator=_positive("backoff_base")
+    )
+    backoff_cap: float = attrs.field(
+        default=DEFAULT_BACKOFF_CAP, validator=_positive("backoff_cap")
+    )
+    max_failures: int | float | None = attrs.field(
+        default=None, validator=_check_max_failures
+    )
+    systemic_streak: int = attrs.field(
+        default=DEFAULT_SYSTEMIC_STREAK, validator=_positive("systemic_streak")
+    )
+    chunk_size: int = attrs.field(
+        default=DEFAULT_CHUNK_SIZE, validator=_positive("chunk_size")
+    )
+
+    @property
+    def effective_window(self) -> int:
+        """The number of items in flight at most."""
+        if self.window is not None:
+            return self.window
+        return WINDOW_PER_WORKER * self.workers * self.processes
+
+
+@attrs.frozen(kw_only=True)
+class ClientSettings:
+    """How to build a KMS client: picklable, so that worker processes can
+    build their own. Credentials are never part of it; each process finds
+    them through botocore's standard chain.
+
+    Attributes:
+        region_name: The AWS Region.
+        endpoint_url: An endpoint instead of the Region's.
+        profile_name: A profile of the AWS config files.
+        local: Use the dummy credentials of the local KMS and read none
+            of the user's AWS configuration (see ``for_local_kms``).
+    """
+
+    region_name: str | None = None
+    endpoint_url: str | None = None
+    profile_name: str | None = None
+    local: bool = False
+
+    @classmethod
+    def for_local_kms(cls, kms: Any) -> ClientSettings:
+        """Settings for a ``kms_reencrypt.local.LocalKms``.
+
+        Args:
+            kms: A started local KMS.
+
+        Returns:
+            Settings with its address and Region.
+        """
+        return cls(
+            region_name=kms.region, endpoint_url=kms.endpoint_url, local=True
+        )
+
+    def build(self, *, max_pool_connections: int) -> ReEncryptClient:
+        """Build a client with botocore's retries turned off.
+
+        Args:
+            max_pool_connections: HTTP connections to keep, one per
+                thread sharing the client.
+
+        Returns:
+            The facade over a new botocore client.
+
+        Raises:
+            ConfigurationError: The settings do not make a client.
+        """
+        config = Config(
+            retries={"total_max_attempts": 1, "mode": "standard"},
+            max_pool_connections=max(10, max_pool_connections),
+        )
+        if self.local:
+            if self.endpoint_url is None:
+                raise ConfigurationError(
+                    "local=True needs the local KMS's endpoint_url.",
+                    option="endpoint_url",
+                )
+            kms = isolated_kms_client(
+                endpoint_url=self.endpoint_url,
+                region_name=self.region_name or "us-east-1",
+                config=config,
+            )
+        else:
+            kms = create_kms_client(
+                region_name=self.region_name,
+                endpoint_url=self.endpoint_url,
+                profile_name=self.profile_name,
+                config=config,
+            )
+
+        return ReEncryptClient(kms)
+
+
+def _readonly_counts(value: Mapping[str, int]) -> Mapping[str, int]:
+    return MappingProxyType(dict(value))
+
+
+@attrs.frozen(kw_only=True)
+class RotationReport:
+    """The summary of a rotation; holds counts and failed ids, never
+    ciphertext, grant tokens or context values.
+
+    Attributes:
+        total: Items read from the input.
+        ok: Items re-encrypted (and written back, with a writer).
+        failed: Items that failed.
+        dry_run: Items a dry run found nothing wrong with.
+        skipped: Items the journal says an earlier run finished.
+        not_attempted: Items read but never reported because the run
+            stopped first; a new run picks them up.
+        failures_by_code: Failed items per error code.
+        failed_items: ``(id, error code, line)`` of every failed item.
+        calls: KMS calls made, retries included.
+        retries: Calls that repeated an earlier one.
+        throttles: Calls KMS answered ``ThrottlingException``.
+        elapsed: Seconds from start to end.
+        stopped_reason: Why the run stopped early; None if it did not.
+    """
+
+    total: int = 0
+    ok: int = 0
+    failed: int = 0
+    dry_run: int = 0
+    skipped: int = 0
+    not_attempted: int = 0
+    failures_by_code: Mapping[str, int] = attrs.field(
+        factory=dict, converter=_readonly_counts
+    )
+    failed_items: tuple[tuple[str | None, str, int | None], ...] = ()
+    calls: int = 0
+    retries: int = 0
+    throttles: int = 0
+    elapsed: float = 0.0
+    stopped_reason: str | None = None
+
+    @property
+    def calls_per_second(self) -> float:
+        """KMS calls per second over the whole run."""
+        return self.calls / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def items_per_second(self) -> float:
+        """Items reported per second over the whole run."""
+        done = self.ok + self.failed + self.dry_run
+        return done / self.elapsed if self.elapsed > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as JSON-serializable data.
+
+        Returns:
+            Counts, timings and every failed item's id, error code and
+            line; never ciphertext, tokens or context values.
+        """
+        return {
+            "total": self.total,
+            "ok": self.ok,
+            "failed": self.failed,
+            "dry_run": self.dry_run,
+            "skipped": self.skipped,
+            "not_attempted": self.not_attempted,
+            "failures_by_code": dict(sorted(self.failures_by_code.items())),
+            "failed_items": [
+                {"id": item_id, "code": code, "line": line}
+                for item_id, code, line in self.failed_items
+            ],
+            "calls": self.calls,
+            "retries": self.retries,
+            "throttles": self.throttles,
+            "elapsed_seconds": round(self.elapsed, 3),
+            "calls_per_second": round(self.calls_per_second, 1),
+            "items_per_second": round(self.items_per_second, 1),
+            "stopped_reason": self.stopped_reason,
+        }
+
+
+class _SeenIds:
+    """A set of item ids in 8 bytes each: 64-bit hashes, most in a sorted
+    array, the newest in a small set merged in when it fills up.
+
+    Two different ids collide with a probability near n²/2⁶⁵ (under
+    1e-7 for ten million ids); a collision reports the second item as a
+    duplicate, never rotates anything twice.
+    """
+
+    _MERGE_AT = 65536
+
+    def __init__(self) -> None:
+        self._sorted: array[int] = array("Q")
+        self._recent: set[int] = set()
+
+    @staticmethod
+    def _hash(item_id: str) -> int:
+        digest = hashlib.blake2b(
+            item_id.encode("utf-8", "surrogatepass"), digest_size=8
+        ).digest()
+        return int.from_bytes(digest, "little")
+
+    def __contains__(self, item_id: str) -> bool:
+        value = self._hash(item_id)
+        if value in self._recent:
+            return True
+        index = bisect.bisect_left(self._sorted, value)
+        return index < len(self._sorted) and self._sorted[index] == value
+
+    def add(self, item_id: str) -> None:
+        self._recent.add(self._hash(item_id))
+        if len(self._recent) >= self._MERGE_AT:
+            merged = sorted([*self._sorted, *self._recent])
+            self._sorted = array("Q", merged)
+            self._recent = set()
+
+
+@attrs.frozen(kw_only=True)
+class _Job:
+    """What every worker needs to rotate an item; picklable."""
+
+    destination_key_id: str
+    destination_context: DestinationContext
+    destination_encryption_algorithm: str | None
+    grant_tokens: tuple[str, ...] | None
+    dry_run: bool
+    engine_retries: bool
+    max_attempts: int
+    backoff_base: float
+    backoff_cap: float
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {
+            f.name: getattr(self, f.name) for f in attrs.fields(type(self))
+        }
+        context = state["destination_context"]
+        if isinstance(context, Mapping):
+            state["destination_context"] = dict(context)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
+    def context_for(self, item: RotationItem) -> Mapping[str, str] | None:
+        """The context the new ciphertext of ``item`` is bound to."""
+        if self.destination_context is SAME_CONTEXT:
+            return item.encryption_context or None
+        if isinstance(self.destination_context, Mapping):
+            return self.destination_context or None
+        return None
+
+
+class _Worker:
+    """Rotates one item at a time; shared by the threads of a process."""
+
+    def __init__(
+        self,
+        *,
+        job: _Job,
+        client: ReEncryptClient,
+        governor: Any,
+        stop: Any,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._job = job
+        self._client = client
+        self._governor = governor
+        self._stop = stop
+        self._sleep = sleep
+        self._random = random.Random()  # noqa: S311 (jitter, not secrets)
+
+    def __call__(
+        self, item: RotationItem, server_dry_run: bool
+    ) -> RotationOutcome | None:
+        try:
+            return self._rotate(item, server_dry_run)
+        except Exception as error:  # a bug must not lose the item
+            log.debug("unexpected error on item %r", item.id, exc_info=True)
+            return self._failed(item, error, attempts=0, throttles=0)
+
+    def _failed(
+        self,
+        item: RotationItem,
+        error: BaseException,
+        *,
+        attempts: int,
+        throttles: int,
+    ) -> RotationOutcome:
+        return RotationOutcome(
+            id=item.id,
+            status=RotationStatus.FAILED,
+            key_id=self._job.destination_key_id,
+            source_key_id=item.source_key_id,
+            encryption_context=self._job.context_for(item),
+            error=error,
+            line=item.line,
+            attempts=attempts,
+            throttles=throttles,
+        )
+
+    def _rotate(
+        self, item: RotationItem, server_dry_run: bool
+    ) -> RotationOutcome | None:
+        job = self._job
+        context = job.context_for(item)
+        members: dict[str, Any] = {
+            "CiphertextBlob": item.ciphertext_blob,
+            "DestinationKeyId": job.destination_key_id,
+            "SourceKeyId": item.source_key_id,
+            "SourceEncryptionContext": item.encryption_context or None,
+            "DestinationEncryptionContext": context,
+            "SourceEncryptionAlgorithm": item.source_encryption_algorithm,
+            "DestinationEncryptionAlgorithm": (
+                job.destination_encryption_algorithm
+            ),
+            "GrantTokens": job.grant_tokens,
+        }
+
+        if job.dry_run and not server_dry_run:
+            try:
+                build_request(**members, region_name=self._client.region_name)
+            except RequestValidationError as error:
+                return self._failed(item, error, attempts=0, throttles=0)
+            return self._outcome(item, RotationStatus.DRY_RUN, context)
+
+        attempts = throttles = 0
+        limit = job.max_attempts if job.engine_retries else 1
+        while True:
+            if self._stop.is_set():
+                return None
+            self._governor.acquire()
+            attempts += 1
+            try:
+                if server_dry_run:
+                    result = self._client.re_encrypt(**members, DryRun=True)
+                else:
+                    result = self._client.re_encrypt(**members)
+            except (KmsServiceError, KmsConnectionError) as error:
+                throttled = getattr(error, "code", None) == (
+                    "ThrottlingException"
+                )
+                if throttled:
+                    throttles += 1
+                    self._governor.throttled()
+                if not error.retryable or attempts >= limit:
+                    return self._failed(
+                        item, error, attempts=attempts, throttles=throttles
+                    )
+                self._backoff(attempts)
+                continue
+            except KmsReEncryptError as error:
+                return self._failed(
+                    item, error, attempts=attempts, throttles=throttles
+                )
+            break
+
+        if isinstance(result, DryRunResult):
+            return self._outcome(
+                item,
+                RotationStatus.DRY_RUN,
+                context,
+                attempts=attempts,
+                throttles=throttles,
+            )
+
+        return RotationOutcome(
+            id=item.id,
+            status=RotationStatus.OK,
+            ciphertext_blob=result.ciphertext_blob,
+            key_id=result.key_id,
+            source_key_id=result.source_key_id or item.source_key_id,
+            encryption_context=context,
+            line=item.line,
+            attempts=attempts,
+            throttles=throttles,
+        )
+
+    def _outcome(
+        self,
+        item: RotationItem,
+        status: RotationStatus,
+        context: Mapping[str, str] | None,
+        *,
+        attempts: int = 0,
+        throttles: int = 0,
+    ) -> RotationOutcome:
+        return RotationOutcome(
+            id=item.id,
+            status=status,
+            key_id=self._job.destination_key_id,
+            source_key_id=item.source_key_id,
+            encryption_context=context,
+            line=item.line,
+            attempts=attempts,
+            throttles=throttles,
+        )
+
+    def _backoff(self, attempts: int) -> None:
+        job = self._job
+        ceiling = min(job.backoff_cap, job.backoff_base * 2 ** (attempts - 1))
+        self._sleep(self._random.uniform(0.0, ceiling))
+
+
+_Task: TypeAlias = tuple[RotationItem, bool]
+
+
+class _ThreadBackend:
+    """Runs items on a pool of threads in this process."""
+
+    def __init__(self, worker: _Worker, workers: int) -> None:
+        self._worker = worker
+        self._pool = ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="kms-rotate"
+        )
+        self._done: queue.SimpleQueue[Future[RotationOutcome | None]] = (
+            queue.SimpleQueue()
+        )
+        self.inflight = 0
+
+    def submit(self, task: _Task) -> None:
+        future = self._pool.submit(self._worker, *task)
+        future.add_done_callback(self._done.put)
+        self.inflight += 1
+
+    def flush(self) -> None:
+        """Nothing is buffered in this backend."""
+
+    def results(self) -> list[RotationOutcome | None]:
+        batch = [self._done.get()]
+        while True:
+            try:
+                batch.append(self._done.get_nowait())
+            except queue.Empty:
+                break
+        self.inflight -= len(batch)
+
+        return [future.result() for future in batch]
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _child_main(
+    index: int,
+    job: _Job,
+    settings: ClientSettings,
+    governor: Any,
+    stop: Any,
+    workers: int,
+    inbox: Any,
+    outbox: Any,
+) -> None:
+    """The body of a worker process: its own client and threads."""
+    try:
+        client = settings.build(max_pool_connections=workers)
+    except KmsReEncryptError as error:
+        outbox.put((index, "error", error))
+        return
+    worker = _Worker(job=job, client=client, governor=governor, stop=stop)
+    done: queue.SimpleQueue[RotationOutcome | object | None] = (
+        queue.SimpleQueue()
+    )
+    finished = object()
+
+    def send() -> None:
+        while True:
+            first = done.get()
+            batch = [first]
+            while len(batch) < 256:
+                try:
+                    batch.append(done.get_nowait())
+                except queue.Empty:
+                    break
+            ending = finished in batch
+            outcomes = [o for o in batch if o is not finished]
+            if outcomes:
+                outbox.put((index, "outcomes", outcomes))
+            if ending:
+                return
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        while True:
+            chunk = inbox.get()
+            if chunk is None:
+                break
+            for item, server_dry_run in chunk:
+                future = pool.submit(worker, item, server_dry_run)
+                future.add_done_callback(lambda f: done.put(f.result()))
+    done.put(finished)
+    sender.join()
+    outbox.put((index, "exit", None))
+
+
+class _ProcessBackend:
+    """Runs items in worker processes, each with its own client."""
+
+    _POLL_SECONDS = 0.5
+
+    def __init__(
+        self,
+        *,
+        job: _Job,
+        settings: ClientSettings,
+        governor: Any,
+        stop: Any,
+        config: RotationConfig,
+    ) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._chunk_size = config.chunk_size
+        self._outbox: Any = context.Queue()
+        self._inboxes: list[Any] = []
+        self._processes: list[Any] = []
+        self._loads = [0] * config.processes
+        self._pending: list[list[_Task]] = [[] for _ in self._loads]
+        for index in range(config.processes):
+            inbox = context.Queue()
+            process = context.Process(
+                target=_child_main,
+                args=(
+                    index,
+                    job,
+                    settings,
+                    governor,
+                    stop,
+                    config.workers,
+                    inbox,
+                    self._outbox,
+                ),
+                name=f"kms-rotate-{index}",
+                daemon=True,
+            )
+            process.start()
+            self._inboxes.append(inbox)
+            self._processes.append(process)
+        self.inflight = 0
+
+    def submit(self, task: _Task) -> None:
+        index = min(range(len(self._loads)), key=self._loads.__getitem__)
+        self._pending[index].append(task)
+        self._loads[index] += 1
+        self.inflight += 1
+        if len(self._pending[index]) >= self._chunk_size:
+            self._send(index)
+
+    def _send(self, index: int) -> None:
+        if self._pending[index]:
+            self._inboxes[index].put(self._pending[index])
+            self._pending[index] = []
+
+    def flush(self) -> None:
+        for index in range(len(self._pending)):
+            self._send(index)
+
+    def results(self) -> list[RotationOutcome | None]:
+        while True:
+            try:
+                index, kind, payload = self._outbox.get(
+                    timeout=self._POLL_SECONDS
+                )
+            except queue.Empty:
+                dead = [p.name for p in self._processes if not p.is_alive()]
+                if dead:
+                    raise RotationStoppedError(
+                        f"worker process {dead[0]} died; items it held were "
+                        "not rotated and a new run will pick them up.",
+                        code="WorkerDied",
+                    ) from None
+                continue
+            if kind == "error":
+                raise payload
+            if kind == "outcomes":
+                self._loads[index] -= len(payload)
+                self.inflight -= len(payload)
+                outcomes: list[RotationOutcome | None] = payload
+                return outcomes
+
+    def close(self) -> None:
+        for inbox in self._inboxes:
+            inbox.put(None)
+        for process in self._processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+                process.join()
+
+
+def _botocore_retries_off(kms_client: BaseClient) -> bool:
+    retries = getattr(kms_client.meta.config, "retries", None) or {}
+    if retries.get("total_max_attempts") == 1:
+        return True
+    return retries.get("max_attempts") == 0
+
+
+class _RetryObserver:
+    """Counts throttles and retries that botocore makes on a caller's
+    client, through its ``needs-retry`` event, and tells the governor."""
+
+    def __init__(self, kms_client: BaseClient, governor: Any) -> None:
+        self._events = kms_client.meta.events
+        self._governor = governor
+        self._lock = threading.Lock()
+        self._unique_id = f"kms-reencrypt-rotate-{id(self)}"
+        self.throttles = 0
+        self.retries = 0
+        self._events.register_first(
+            "needs-retry.kms.ReEncrypt",
+            self._observe,
+            unique_id=self._unique_id,
+        )
+
+    def _observe(
+        self, response: Any = None, attempts: int = 1, **kwargs: Any
+    ) -> None:
+        code = None
+        if response is not None:
+            code = (response[1] or {}).get("Error", {}).get("Code")
+        with self._lock:
+            if attempts > 1:
+                self.retries += 1
+            if code == "ThrottlingException":
+                self.throttles += 1
+        if code == "ThrottlingException":
+            self._governor.throttled()
+
+    def close(self) -> None:
+        self._events.unregister(
+            "needs-retry.kms.ReEncrypt", unique_id=self._unique_id
+        )
+
+
+def _item_from_mapping(raw: Mapping[str, Any], seq: int) -> RotationItem:
+    item_id = raw.get("id")
+    if not isinstance(item_id, str) or not item_id:
+        raise (
+            MissingParameterError if item_id is None else ParameterTypeError
+        )(
+            f"item {seq} has no id; each item needs a non-empty str id.",
+            parameter="id",
+        )
+    if "ciphertext_blob" not in raw:
+        raise MissingParameterError(
+            f"item {item_id!r} has no ciphertext_blob.",
+            parameter="CiphertextBlob",
+        )
+    unknown = set(raw) - {
+        "id",
+        "ciphertext_blob",
+        "encryption_context",
+        "source_key_id",
+        "source_encryption_algorithm",
+        "line",
+    }
+    if unknown:
+        raise ParameterTypeError(
+            f"item {item_id!r} has unknown keys: {', '.join(sorted(unknown))}.",
+            parameter="item",
+        )
+
+    return RotationItem(
+        id=item_id,
+        ciphertext_blob=raw["ciphertext_blob"],
+        encryption_context=raw.get("encryption_context"),
+        source_key_id=raw.get("source_key_id"),
+        source_encryption_algorithm=raw.get("source_encryption_algorithm"),
+        line=raw.get("line"),
+    )
+
+
+class _Tally:
+    """The running counts behind the report; touched by one thread."""
+
+    def __init__(self) -> None:
+        self.total = self.ok = self.failed = 0
+        self.dry_run = self.skipped = 0
+        self.calls = self.retries = self.throttles = 0
+        self.by_code: Counter[str] = Counter()
+        self.failed_items: list[tuple[str | None, str, int | None]] = []
+
+    def add(self, outcome: RotationOutcome) -> None:
+        self.calls += outcome.attempts
+        self.retries += max(0, outcome.attempts - 1)
+        self.throttles += outcome.throttles
+        if outcome.status is RotationStatus.OK:
+            self.ok += 1
+        elif outcome.status is RotationStatus.DRY_RUN:
+            self.dry_run += 1
+        elif outcome.status is RotationStatus.SKIPPED:
+            self.skipped += 1
+        else:
+            self.failed += 1
+            code = outcome.error_code or "Unknown"
+            self.by_code[code] += 1
+            self.failed_items.append((outcome.id, code, outcome.line))
+
+
+class Rotation:
+    """A running rotation: iterate it for one outcome per item, in
+    completion order; ``report`` summarizes what happened so far.
+
+    Closing it (or leaving its ``with`` block, or Ctrl-C while iterating)
+    stops sending, waits for the calls in flight and shuts the workers
+    down. Create it with ``rotate_iter``.
+    """
+
+    def __init__(
+        self,
+        items: Iterable[Any],
+        *,
+        job: _Job,
+        config: RotationConfig,
+        client: ReEncryptClient | None,
+        settings: ClientSettings | None,
+        writer: Callable[[RotationOutcome], object] | None,
+        journal: Any,
+        journal_line: Callable[[RotationOutcome], str | None] | None,
+        own_journal: bool,
+        server_dry_run: int,
+        progress: Any,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> None:
+        from ._ratelimit import RateGovernor
+
+        self._items = iter(items)
+        self._job = job
+        self._config = config
+        self._writer = writer
+        self._journal = journal
+        self._journal_line = journal_line
+        self._own_journal = own_journal
+        self._server_dry_run = server_dry_run
+        self._progress = progress
+        self._clock = clock
+        self._tally = _Tally()
+        self._seen = _SeenIds()
+        self._done = _SeenIds()
+        self._stopped: tuple[str, str | None] | None = None
+        self._streak_code: str | None = None
+        self._streak = 0
+        self._started = clock()
+        self._ended: float | None = None
+        self._observer: _RetryObserver | None = None
+
+        if journal is not None:
+            for item_id in journal.done_ids():
+                self._done.add(item_id)
+
+        processes = config.processes > 1
+        self._governor = RateGovernor(
+            config.rate, shared=processes, clock=clock, sleep=sleep
+        )
+        self._stop: Any = (
+            multiprocessing.get_context("spawn").Event()
+            if processes
+            else threading.Event()
+        )
+        self._backend: _ThreadBackend | _ProcessBackend
+        if processes:
+            assert settings is not None
+            self._backend = _ProcessBackend(
+                job=job,
+                settings=settings,
+                governor=self._governor,
+                stop=self._stop,
+                config=config,
+            )
+        else:
+            if client is None:
+                assert settings is not None
+                client = settings.build(max_pool_connections=config.workers)
+            if not job.engine_retries:
+                self._observer = _RetryObserver(
+                    client.kms_client, self._governor
+                )
+            worker = _Worker(
+                job=job,
+                client=client,
+                governor=self._governor,
+                stop=self._stop,
+                sleep=sleep,
+            )
+            self._backend = _ThreadBackend(worker, config.workers)
+        self._outcomes = self._run()
+
+    def __iter__(self) -> Iterator[RotationOutcome]:
+        return self
+
+    def __next__(self) -> RotationOutcome:
+        return next(self._outcomes)
+
+    def __enter__(self) -> Rotation:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop sending, wait for the calls in flight, release workers."""
+        self._outcomes.close()
+        self._shutdown()
+
+    @property
+    def report(self) -> RotationReport:
+        """The report of the run so far (final once iteration ended)."""
+        tally = self._tally
+        end = self._ended if self._ended is not None else self._clock()
+        calls, retries, throttles = tally.calls, tally.retries, tally.throttles
+        if self._observer is not None:
+            calls += self._observer.retries
+            retries += self._observer.retries
+            throttles += self._observer.throttles
+        reported = tally.ok + tally.failed + tally.dry_run + tally.skipped
+
+        return RotationReport(
+            total=tally.total,
+            ok=tally.ok,
+            failed=tally.failed,
+            dry_run=tally.dry_run,
+            skipped=tally.skipped,
+            not_attempted=max(0, tally.total - reported),
+            failures_by_code=tally.by_code,
+            failed_items=tuple(tally.failed_items),
+            calls=calls,
+            retries=retries,
+            throttles=throttles,
+            elapsed=end - self._started,
+            stopped_reason=None if self._stopped is None else self._stopped[0],
+        )
+
+    def _shutdown(self) -> None:
+        if self._ended is not None:
+            return
+        self._stop.set()
+        self._backend.close()
+        if self._observer is not None:
+            self._observer.close()
+        if self._journal is not None:
+            if self._own_journal:
+                self._journal.close()
+            else:
+                self._journal.flush()
+        self._ended = self._clock()
+        if self._progress is not None:
+            self._progress.close()
+
+    def _run(self) -> Generator[RotationOutcome, None, None]:
+        backend = self._backend
+        window = self._config.effective_window
+        ready: deque[RotationOutcome] = deque()
+        exhausted = False
+        try:
+            while True:
+                while (
+                    not exhausted
+                    and self._stopped is None
+                    and backend.inflight + len(ready) < window
+                ):
+                    try:
+                        raw = next(self._items)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    self._tally.total += 1
+                    prepared = self._prepare(raw, self._tally.total)
+                    if isinstance(prepared, RotationOutcome):
+                        ready.append(prepared)
+                    else:
+                        backend.submit(prepared)
+                backend.flush()
+                if not ready:
+                    if not backend.inflight:
+                        break
+                    ready.extend(o for o in backend.results() if o is not None)
+                    continue
+                yield self._finish(ready.popleft())
+        finally:
+            self._shutdown()
+        report = self.report
+        log.info(
+            "rotation to %s: %d ok, %d failed, %d skipped in %.1f s",
+            self._job.destination_key_id,
+            report.ok,
+            report.failed,
+            report.skipped,
+            report.elapsed,
+        )
+        if self._stopped is not None:
+            reason, code = self._stopped
+            raise RotationStoppedError(reason, code=code, report=report)
+
+    def _prepare(self, raw: Any, seq: int) -> _Task | RotationOutcome:
+        try:
+            if isinstance(raw, MalformedItem):
+                return RotationOutcome(
+                    id=raw.id,
+                    status=RotationStatus.FAILED,
+                    key_id=self._job.destination_key_id,
+                    error=raw.error,
+                    line=raw.line,
+                )
+            if isinstance(raw, Mapping):
+                item = _item_from_mapping(raw, seq)
+            elif isinstance(raw, RotationItem):
+                item = raw
+            else:
+                raise ParameterTypeError(
+                    f"item {seq} is a {type(raw).__name__}; pass a "
+                    "RotationItem or a dict.",
+                    parameter="item",
+                )
+        except KmsReEncryptError as error:
+            item_id = raw.get("id") if isinstance(raw, Mapping) else None
+            return RotationOutcome(
+                id=item_id if isinstance(item_id, str) else None,
+                status=RotationStatus.FAILED,
+                key_id=self._job.destination_key_id,
+                error=error,
+                line=raw.get("line") if isinstance(raw, Mapping) else None,
+            )
+
+        if item.id in self._done:
+            return RotationOutcome(
+                id=item.id,
+                status=RotationStatus.SKIPPED,
+                line=item.line,
+                key_id=self._job.destination_key_id,
+            )
+        if item.id in self._seen:
+            where = f"line {item.line}" if item.line else f"item {seq}"
+            return RotationOutcome(
+                id=item.id,
+                status=RotationStatus.FAILED,
+                key_id=self._job.destination_key_id,
+                error=ConflictingParametersError(
+                    f"id {item.id!r} on {where} was seen before in this "
+                    "input; it is rotated once only.",
+                    parameter="id",
+                ),
+                line=item.line,
+            )
+        self._seen.add(item.id)
+        server_dry_run = self._server_dry_run > 0
+        if server_dry_run:
+            self._server_dry_run -= 1
+
+        return (item, server_dry_run)
+
+    def _finish(self, outcome: RotationOutcome) -> RotationOutcome:
+        if self._writer is not None and outcome.status is not (
+            RotationStatus.SKIPPED
+        ):
+            try:
+                self._writer(outcome)
+            except Exception as error:
+                if outcome.status is not RotationStatus.FAILED:
+                    failure = WriteBackError(
+                        f"the writer failed for item {outcome.id!r} "
+                        f"({type(error).__name__}); its old ciphertext "
+                        "stays in force.",
+                        item_id=outcome.id,
+                    )
+                    failure.__cause__ = error
+                    outcome = attrs.evolve(
+                        outcome,
+                        status=RotationStatus.FAILED,
+                        ciphertext_blob=None,
+                        error=failure,
+                    )
+                else:
+                    log.debug("writer failed for failed item %r", outcome.id)
+        if self._journal is not None and outcome.status is not (
+            RotationStatus.SKIPPED
+        ):
+            line = None
+            if self._journal_line is not None:
+                line = self._journal_line(outcome)
+            self._journal.record(outcome, line)
+
+        self._tally.add(outcome)
+        self._judge(outcome)
+        if self._progress is not None:
+            self._progress.update(outcome)
+
+        return outcome
+
+    def _judge(self, outcome: RotationOutcome) -> None:
+        if outcome.status is not RotationStatus.FAILED:
+            if outcome.status is RotationStatus.OK:
+                self._streak, self._streak_code = 0, None
+            return
+        error = outcome.error
+        code = outcome.error_code or "Unknown"
+        if code in _IMMEDIATE_CODES:
+            self._stop_run(
+                f"KMS rejected the credentials ({code}); every item would "
+                "fail the same way.",
+                code,
+            )
+        elif isinstance(error, KmsConnectionError):
+            self._stop_run(
+                "the KMS endpoint could not be reached after the retries; "
+                "check the endpoint URL, the Region and the network.",
+                code,
+            )
+        elif isinstance(error, ConfigurationError):
+            self._stop_run(f"the client is not configured: {error}", code)
+        elif code in _DESTINATION_CODES or getattr(error, "retryable", False):
+            if code == self._streak_code:
+                self._streak += 1
+            else:
+                self._streak_code, self._streak = code, 1
+            if self._streak >= self._config.systemic_streak:
+                self._stop_run(
+                    f"{self._streak} items in a row failed with {code} on "
+                    f"the way to {self._job.destination_key_id}; the "
+                    "destination key (or the service) looks unusable.",
+                    code,
+                )
+        self._judge_threshold()
+
+    def _judge_threshold(self) -> None:
+        limit = self._config.max_failures
+        failed = self._tally.failed
+        if limit is None or self._stopped is not None:
+            return
+        if isinstance(limit, float):
+            tally = self._tally
+            seen = tally.ok + tally.failed + tally.dry_run
+            if seen < MIN_OUTCOMES_FOR_FRACTION or failed / seen <= limit:
+                return
+            self._stop_run(
+                f"{failed} of {seen} items failed, more than the "
+                f"max_failures fraction {limit}.",
+                None,
+            )
+        elif failed > limit:
+            self._stop_run(
+                f"{failed} items failed, more than max_failures={limit}.",
+                None,
+            )
+
+    def _stop_run(self, reason: str, code: str | None) -> None:
+        if self._stopped is None:
+            log.debug("stopping the rotation: %s", reason)
+            self._stopped = (reason, code)
+            self._stop.set()
+
+
+def rotate_iter(
+    items: Iterable[RotationItem | Mapping[str, Any] | MalformedItem],
+    *,
+    destination_key_id: str,
+    client: ReEncryptClient | BaseClient | ClientSettings | None = None,
+    destination_encryption_context: DestinationContext = SAME_CONTEXT,
+    destination_encryption_algorithm: str | None = None,
+    grant_tokens: Iterable[str] | None = None,
+    dry_run: bool = False,
+    server_dry_run: int = 0,
+    writer: Callable[[RotationOutcome], object] | None = None,
+    journal: Any = None,
+    config: RotationConfig | None = None,
+    workers: int | None = None,
+    processes: int | None = None,
+    rate: float | None = None,
+    max_failures: int | float | None = None,
+    progress: bool | Any = False,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    journal_line: Callable[[RotationOutcome], str | None] | None = None,
+) -> Rotation:
+    """Rotate items, yielding one outcome per item as it completes.
+
+    Takes the same parameters as ``rotate``.
+
+    Returns:
+        The running ``Rotation``; iterate it. Once iteration ends it
+        raises ``RotationStoppedError`` if the run stopped early, and its
+        ``report`` is final.
+
+    Raises:
+        ConfigurationError: Conflicting or invalid options.
+    """
+    config = config or RotationConfig()
+    config = attrs.evolve(
+        config,
+        workers=config.workers if workers is None else workers,
+        processes=config.processes if processes is None else processes,
+        rate=config.rate if rate is None else rate,
+        max_failures=(
+            config.max_failures if max_failures is None else max_failures
+        ),
+    )
+
+    facade, settings = _resolve_client(client, config)
+    if dry_run and journal is not None:
+        raise ConfigurationError(
+            "a dry run rotates nothing, so it cannot record a journal; "
+            "leave journal out.",
+            option="journal",
+        )
+    if server_dry_run and not dry_run:
+        raise ConfigurationError(
+            "server_dry_run asks KMS about a sample of a dry run; set "
+            "dry_run=True with it.",
+            option="server_dry_run",
+        )
+    if destination_encryption_context is not SAME_CONTEXT and not (
+        destination_encryption_context is None
+        or isinstance(destination_encryption_context, Mapping)
+    ):
+        raise ConfigurationError(
+            "destination_encryption_context must be a mapping, None or "
+            "SAME_CONTEXT.",
+            option="destination_encryption_context",
+        )
+    if facade is not None:
+        engine_retries = _botocore_retries_off(facade.kms_client)
+    else:
+        engine_retries = True
+
+    job = _Job(
+        destination_key_id=destination_key_id,
+        destination_context=destination_encryption_context,
+        destination_encryption_algorithm=destination_encryption_algorithm,
+        grant_tokens=None if grant_tokens is None else tuple(grant_tokens),
+        dry_run=dry_run,
+        engine_retries=engine_retries,
+        max_attempts=config.max_attempts,
+        backoff_base=config.backoff_base,
+        backoff_cap=config.backoff_cap,
+    )
+    own_journal = False
+    if isinstance(journal, str) or hasattr(journal, "__fspath__"):
+        from ._journal import Journal
+
+        journal = Journal(journal, destination_key_id=destination_key_id)
+        own_journal = True
+    bar = None
+    if progress is True:
+        from ._progress import ProgressBar
+
+        bar = ProgressBar.create(notebook=True)
+    elif progress:
+        bar = progress
+
+    return Rotation(
+        items,
+        job=job,
+        config=config,
+        client=facade,
+        settings=settings,
+        writer=writer,
+        journal=journal,
+        journal_line=journal_line,
+        own_journal=own_journal,
+        server_dry_run=server_dry_run,
+        progress=bar,
+        clock=clock,
+        sleep=sleep,
+    )
+
+
+def _resolve_client(
+    client: ReEncryptClient | BaseClient | ClientSettings | None,
+    config: RotationConfig,
+) -> tuple[ReEncryptClient | None, ClientSettings | None]:
+    if client is None:
+        return None, ClientSettings()
+    if isinstance(client, ClientSettings):
+        return None, client
+    if config.processes > 1:
+        raise ConfigurationError(
+            "a client object cannot cross into worker processes, and its "
+            "credentials are not copied: with processes > 1 pass "
+            "client=ClientSettings(region_name=..., endpoint_url=..., "
+            "profile_name=...) and each process builds its own client.",
+            option="client",
+        )
+
+    return as_client(client), None
+
+
+def rotate(
+    items: Iterable[RotationItem | Mapping[str, Any] | MalformedItem],
+    *,
+    destination_key_id: str,
+    client: ReEncryptClient | BaseClient | ClientSettings | None = None,
+    destination_encryption_context: DestinationContext = SAME_CONTEXT,
+    destination_encryption_algorithm: str | None = None,
+    grant_tokens: Iterable[str] | None = None,
+    dry_run: bool = False,
+    server_dry_run: int = 0,
+    writer: Callable[[RotationOutcome], object] | None = None,
+    journal: Any = None,
+    config: RotationConfig | None = None,
+    workers: int | None = None,
+    processes: int | None = None,
+    rate: float | None = None,
+    max_failures: int | float | None = None,
+    progress: bool | Any = False,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> RotationReport:
+    """Re-encrypt many ciphertexts under ``destination_key_id``.
+
+    Items are read lazily and at most a bounded window is in flight, so
+    any number of items (from a generator of unknown length) runs in flat
+    memory. Each item goes through ``ReEncryptClient.re_encrypt``.
+
+    Args:
+        items: ``RotationItem`` objects or dicts with the same keys (only
+            ``id`` and ``ciphertext_blob`` required).
+        destination_key_id: The key to re-encrypt under.
+        client: A ``ReEncryptClient`` or botocore KMS client (threads
+            only), ``ClientSettings`` (any number of processes), or None
+            for the standard AWS configuration.
+        destination_encryption_context: The context to bind the new
+            ciphertexts to: ``SAME_CONTEXT`` (the default) binds each to
+            the context of its old ciphertext, so readers keep working; a
+            mapping binds all to that one; None binds none.
+        destination_encryption_algorithm: For an asymmetric destination.
+        grant_tokens: Grant tokens sent with every call.
+        dry_run: Check every item offline, send nothing.
+        server_dry_run: With ``dry_run``, also ask KMS (``DryRun=True``)
+            about the first this many items.
+        writer: Called with each outcome in the caller's thread, in
+            completion order. An item counts as rotated only once it
+            returns; if it raises, the item is failed (``WriteBackError``)
+            and not marked done in the journal.
+        journal: A path, or a ``Journal``, recording outcomes durably;
+            items it marks done are skipped (status skipped) on a new run.
+        config: A ``RotationConfig``; the next four arguments override it.
+        workers: Threads per process.
+        processes: Worker processes.
+        rate: Cap on KMS calls per second for the whole run.
+        max_failures: Stop once more items than this failed (a count or a
+            fraction).
+        progress: True for a progress bar (the notebook widget in
+            Jupyter), needing tqdm.
+        clock: Monotonic seconds; injectable for tests.
+        sleep: Sleeps; injectable for tests.
+
+    Returns:
+        The report of the run.
+
+    Raises:
+        RotationStoppedError: The run stopped early; its ``report``
+            attribute holds the report.
+        ConfigurationError: Conflicting or invalid options.
+    """
+    rotation = rotate_iter(
+        items,
+        destination_key_id=destination_key_id,
+        client=client,
+        destination_encryption_context=destination_encryption_context,
+        destination_encryption_algorithm=destination_encryption_algorithm,
+        grant_tokens=grant_tokens,
+        dry_run=dry_run,
+        server_dry_run=server_dry_run,
+        writer=writer,
+        journal=journal,
+        config=config,
+        workers=workers,
+        processes=processes,
+        rate=rate,
+        max_failures=max_failures,
+        progress=progress,
+        clock=clock,
+        sleep=sleep,
+    )
+    with rotation:
+        for _ in rotation:
+            pass
+
+    return rotation.report
