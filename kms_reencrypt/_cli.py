@@ -38,6 +38,14 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "kms_reencrypt.local._serve",
         "run the embedded local KMS",
     ),
+    "re-encrypt": (
+        "kms_reencrypt._reencrypt_cli",
+        "re-encrypt one ciphertext under another key",
+    ),
+    "rotate": (
+        "kms_reencrypt._rotate_cli",
+        "re-encrypt a JSON Lines file of ciphertexts, resumably",
+    ),
 }
 
 

@@ -1335,13 +1335,6 @@ class Rotation:
                 line=raw.get("line") if isinstance(raw, Mapping) else None,
             )
 
-        if item.id in self._done:
-            return RotationOutcome(
-                id=item.id,
-                status=RotationStatus.SKIPPED,
-                line=item.line,
-                key_id=self._job.destination_key_id,
-            )
         if item.id in self._seen:
             where = f"line {item.line}" if item.line else f"item {seq}"
             return RotationOutcome(
@@ -1356,6 +1349,13 @@ class Rotation:
                 line=item.line,
             )
         self._seen.add(item.id)
+        if item.id in self._done:
+            return RotationOutcome(
+                id=item.id,
+                status=RotationStatus.SKIPPED,
+                line=item.line,
+                key_id=self._job.destination_key_id,
+            )
         server_dry_run = self._server_dry_run > 0
         if server_dry_run:
             self._server_dry_run -= 1

@@ -1,0 +1,386 @@
+"""``kms-reencrypt rotate``: rotate a JSON Lines file of ciphertexts.
+
+The journal is the source of truth and the output file its projection:
+each output line is appended only after the journal committed its
+outcome, and a new run with the same journal repairs the output (see
+``_jsonl``) and skips what is done, so after a crash, Ctrl-C or
+``kill -9`` running the same command again finishes the job with every
+item exactly once in the output. When the output is a file the journal
+defaults to ``OUTPUT.journal``; writing to standard output keeps no
+journal unless ``--journal`` is given, and then cannot be repaired.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import sys
+from collections.abc import Iterator
+from typing import IO
+
+from ._exceptions import ConfigurationError, RotationStoppedError
+from ._rotate import (
+    DEFAULT_WORKERS,
+    SAME_CONTEXT,
+    ClientSettings,
+    DestinationContext,
+    RotationReport,
+    RotationStatus,
+)
+
+__all__ = ["add_arguments", "run"]
+
+_FINGERPRINT_BYTES = 65536
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``rotate`` to its sub-command parser.
+
+    Args:
+        parser: The sub-command's parser.
+    """
+    parser.add_argument(
+        "--to",
+        "--destination-key-id",
+        dest="destination",
+        required=True,
+        metavar="KEY",
+        help="the key to re-encrypt under (key ID, ARN, alias)",
+    )
+    parser.add_argument(
+        "--input",
+        default="-",
+        metavar="FILE",
+        help="JSON Lines input, '-' for standard input (default)",
+    )
+    parser.add_argument(
+        "--output",
+        default="-",
+        metavar="FILE",
+        help="JSON Lines output, '-' for standard output (default)",
+    )
+    parser.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="SQLite journal to resume from (default: OUTPUT.journal when "
+        "the output is a file)",
+    )
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check every item offline and send nothing",
+    )
+    parser.add_argument(
+        "--server-dry-run",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --dry-run, also ask KMS (DryRun) about the first N items",
+    )
+    parser.add_argument(
+        "--rate",
+        type=float,
+        metavar="PER_SECOND",
+        help="cap on KMS calls per second for the whole run",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=DEFAULT_WORKERS,
+        metavar="N",
+        help=f"threads per process (default {DEFAULT_WORKERS})",
+    )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes, each with its own client (default 1)",
+    )
+    parser.add_argument(
+        "--max-failures",
+        metavar="N|FRACTION",
+        help="stop once more items failed than N, or than a fraction "
+        "such as 0.05 or 5%%",
+    )
+    context = parser.add_mutually_exclusive_group()
+    context.add_argument(
+        "--destination-context",
+        metavar="JSON",
+        help="bind every new ciphertext to this encryption context "
+        "(default: each item's own context)",
+    )
+    context.add_argument(
+        "--no-destination-context",
+        action="store_true",
+        help="bind the new ciphertexts to no encryption context",
+    )
+    add_client_arguments(parser)
+    parser.add_argument(
+        "--report",
+        metavar="FILE",
+        help="write the run's report as JSON to FILE",
+    )
+
+
+def add_client_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--endpoint-url``, ``--region``, ``--profile`` and ``--local``.
+
+    Args:
+        parser: A sub-command's parser.
+    """
+    parser.add_argument("--endpoint-url", metavar="URL")
+    parser.add_argument("--region", metavar="REGION")
+    parser.add_argument("--profile", metavar="PROFILE")
+    parser.add_argument(
+        "--local",
+        action="store_true",
+        help="start the embedded local KMS in this process and use it",
+    )
+
+
+def parse_context(text: str, option: str) -> dict[str, str]:
+    """Parse an encryption context given as a JSON object of strings.
+
+    Args:
+        text: The option's value.
+        option: The option's name, for the message.
+
+    Returns:
+        The context.
+
+    Raises:
+        ConfigurationError: Not a JSON object of strings.
+    """
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if not isinstance(value, dict) or not all(
+        isinstance(v, str) for v in value.values()
+    ):
+        raise ConfigurationError(
+            f"{option} takes a JSON object of strings, such as "
+            '\'{"tenant": "acme"}\'.',
+            option=option,
+        )
+
+    return value
+
+
+def _max_failures(text: str | None) -> int | float | None:
+    if text is None:
+        return None
+    try:
+        if text.endswith("%"):
+            return float(text[:-1]) / 100.0
+        if "." in text:
+            return float(text)
+        return int(text)
+    except ValueError:
+        raise ConfigurationError(
+            f"--max-failures takes a count or a fraction, got {text!r}.",
+            option="--max-failures",
+        ) from None
+
+
+def _check(args: argparse.Namespace) -> None:
+    if args.processes > 1 and args.local:
+        raise ConfigurationError(
+            "--processes cannot be combined with --local: the local KMS "
+            "lives in this process.",
+            option="--processes",
+        )
+    if args.server_dry_run and not args.dry_run:
+        raise ConfigurationError(
+            "--server-dry-run samples a dry run; add --dry-run.",
+            option="--server-dry-run",
+        )
+    if args.dry_run and args.journal:
+        raise ConfigurationError(
+            "--dry-run rotates nothing and keeps no journal; leave "
+            "--journal out.",
+            option="--journal",
+        )
+    if args.local and (args.endpoint_url or args.region or args.profile):
+        raise ConfigurationError(
+            "--local cannot be combined with --endpoint-url, --region or "
+            "--profile.",
+            option="--local",
+        )
+
+
+def _fingerprint(path: str) -> str | None:
+    if path == "-":
+        return None
+    with open(path, "rb") as stream:
+        head = stream.read(_FINGERPRINT_BYTES)
+
+    return hashlib.sha256(head).hexdigest()
+
+
+@contextlib.contextmanager
+def client_settings(args: argparse.Namespace) -> Iterator[ClientSettings]:
+    """Yield the client settings the options describe, running the local
+    KMS for the duration when ``--local`` is given.
+
+    Args:
+        args: The parsed options.
+
+    Yields:
+        The settings.
+    """
+    if not args.local:
+        yield ClientSettings(
+            region_name=args.region,
+            endpoint_url=args.endpoint_url,
+            profile_name=args.profile,
+        )
+        return
+    from .local import LocalKms
+
+    with LocalKms() as kms:
+        print(
+            f"kms-reencrypt: using the local KMS at {kms.endpoint_url}",
+            file=sys.stderr,
+        )
+        yield ClientSettings.for_local_kms(kms)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``rotate``.
+
+    Args:
+        args: The parsed options.
+
+    Returns:
+        0 when every item is ok, 1 when some failed, 3 when the run
+        stopped early.
+
+    Raises:
+        ConfigurationError: Contradictory options or a journal made for
+            another run (exit status 2).
+    """
+    _check(args)
+    context: DestinationContext = SAME_CONTEXT
+    if args.no_destination_context:
+        context = None
+    elif args.destination_context is not None:
+        context = parse_context(
+            args.destination_context, "--destination-context"
+        )
+    max_failures = _max_failures(args.max_failures)
+
+    with contextlib.ExitStack() as stack:
+        settings = stack.enter_context(client_settings(args))
+        report, stopped = _rotate(args, stack, settings, context, max_failures)
+    _summarize(report, stopped)
+    if args.report:
+        with open(args.report, "w", encoding="utf-8") as stream:
+            json.dump(report.to_dict(), stream, indent=2)
+            stream.write("\n")
+
+    if stopped is not None:
+        return 3
+    return 1 if report.failed else 0
+
+
+def _rotate(
+    args: argparse.Namespace,
+    stack: contextlib.ExitStack,
+    settings: ClientSettings,
+    context: DestinationContext,
+    max_failures: int | float | None,
+) -> tuple[RotationReport, RotationStoppedError | None]:
+    from ._journal import Journal
+    from ._jsonl import OutputFile, outcome_line, read_items
+    from ._progress import ProgressBar
+    from ._rotate import rotate_iter
+
+    journal_path = args.journal
+    if journal_path is None and args.output != "-" and not args.dry_run:
+        journal_path = f"{args.output}.journal"
+    journal = None
+    if journal_path is not None:
+        journal = Journal(
+            journal_path,
+            destination_key_id=args.destination,
+            fingerprint=_fingerprint(args.input),
+        )
+
+    output: OutputFile
+    if args.output == "-":
+        output = OutputFile(sys.stdout, fsync=False)
+    else:
+        resumed = journal is not None and journal.resumed
+        output = OutputFile.open(
+            args.output, journal=journal if resumed else None
+        )
+    # Closed after the journal, whose last commit writes to the output.
+    stack.callback(output.close)
+    if journal is not None:
+        journal.on_commit = output.write_lines
+        stack.callback(journal.close)
+
+    source: IO[bytes]
+    if args.input == "-":
+        source = sys.stdin.buffer
+    else:
+        source = stack.enter_context(open(args.input, "rb"))  # noqa: SIM115
+    bar = ProgressBar.create() if sys.stderr.isatty() else None
+
+    rotation = rotate_iter(
+        read_items(source),
+        destination_key_id=args.destination,
+        client=settings,
+        destination_encryption_context=context,
+        dry_run=args.dry_run,
+        server_dry_run=args.server_dry_run,
+        journal=journal,
+        journal_line=outcome_line if journal is not None else None,
+        workers=args.workers,
+        processes=args.processes,
+        rate=args.rate,
+        max_failures=max_failures,
+        progress=bar,
+    )
+    stopped = None
+    with rotation:
+        try:
+            for outcome in rotation:
+                if journal is None and outcome.status is not (
+                    RotationStatus.SKIPPED
+                ):
+                    output.write_lines([outcome_line(outcome)])
+        except RotationStoppedError as error:
+            stopped = error
+
+    return rotation.report, stopped
+
+
+def _summarize(
+    report: RotationReport, stopped: RotationStoppedError | None
+) -> None:
+    codes = ", ".join(
+        f"{code} {count}"
+        for code, count in sorted(report.failures_by_code.items())
+    )
+    failed = f"{report.failed} failed" + (f" ({codes})" if codes else "")
+    parts = [f"{report.ok} ok", failed]
+    if report.dry_run:
+        parts.append(f"{report.dry_run} dry-run")
+    if report.skipped:
+        parts.append(f"{report.skipped} skipped (done earlier)")
+    if report.not_attempted:
+        parts.append(f"{report.not_attempted} not attempted")
+    lines = [
+        "kms-reencrypt rotate: " + ", ".join(parts),
+        f"  {report.calls} KMS calls, {report.retries} retries, "
+        f"{report.throttles} throttled, {report.calls_per_second:.1f} "
+        f"calls/s, {report.elapsed:.1f} s",
+    ]
+    if stopped is not None:
+        lines.append(f"  stopped early: {stopped.reason}")
+    print("\n".join(lines), file=sys.stderr)
