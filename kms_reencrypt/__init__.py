@@ -54,6 +54,17 @@ from ._exceptions import (
 )
 from ._keyid import KeyIdentifier, KeyIdForm, parse_key_id
 from ._preflight import PlaintextLimitWarning
+from ._rotate import (
+    ClientSettings,
+    Rotation,
+    RotationConfig,
+    RotationItem,
+    RotationOutcome,
+    RotationReport,
+    RotationStatus,
+    rotate,
+    rotate_iter,
+)
 from ._types import (
     DryRunModifier,
     DryRunResult,
@@ -68,6 +79,7 @@ __all__ = [
     "AccessDeniedException",
     "AwsManagedKeyError",
     "CiphertextEncodingError",
+    "ClientSettings",
     "ConfigurationError",
     "ConflictingParametersError",
     "DependencyTimeoutException",
@@ -102,6 +114,12 @@ __all__ = [
     "ReEncryptClient",
     "ReEncryptResult",
     "RequestValidationError",
+    "Rotation",
+    "RotationConfig",
+    "RotationItem",
+    "RotationOutcome",
+    "RotationReport",
+    "RotationStatus",
     "RotationStoppedError",
     "ThrottlingException",
     "UnrecognizedClientException",
@@ -113,4 +131,6 @@ __all__ = [
     "client",
     "kms_re_encrypt",
     "parse_key_id",
+    "rotate",
+    "rotate_iter",
 ]
