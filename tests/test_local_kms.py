@@ -284,8 +284,8 @@ def test_re_encrypt_client_facade_works_on_it(shared: LocalKms) -> None:
     ("code", "status"),
     [
         ("NotFoundException", 400),
-        ("DisabledException", 400),
-        ("KMSInvalidStateException", 400),
+        ("DisabledException", 409),
+        ("KMSInvalidStateException", 409),
         ("ValidationException", 400),
         ("ThrottlingException", 400),
         ("DryRunOperationException", 412),
@@ -313,6 +313,23 @@ def test_errors_carry_status_request_id_and_json_type(
     assert headers["x-amzn-RequestId"]
 
 
+def test_key_state_errors_answer_409_through_botocore(
+    shared: LocalKms,
+) -> None:
+    key_id = shared.create_key()["KeyId"]
+    kms = shared.kms_client()
+    kms.disable_key(KeyId=key_id)
+
+    with pytest.raises(ClientError) as disabled:
+        kms.encrypt(KeyId=key_id, Plaintext=b"p")
+    kms.schedule_key_deletion(KeyId=key_id, PendingWindowInDays=7)
+    with pytest.raises(ClientError) as pending:
+        kms.encrypt(KeyId=key_id, Plaintext=b"p")
+
+    assert ("DisabledException", 409) == error_of(disabled)
+    assert ("KMSInvalidStateException", 409) == error_of(pending)
+
+
 def test_dry_run_answers_412_through_botocore(shared: LocalKms) -> None:
     key_id = shared.create_key()["KeyId"]
     kms = shared.kms_client()
@@ -330,6 +347,12 @@ def test_dry_run_answers_412_through_botocore(shared: LocalKms) -> None:
         ("TrentService.Encrypt", b"[]", "SerializationException"),
         ("TrentService.Sign", b"{}", "UnknownOperationException"),
         ("Other.Encrypt", b"{}", "UnknownOperationException"),
+        (
+            "TrentService.Encrypt",
+            b'{"KeyId": "k", "Plaintext": "cA==", '
+            b'"EncryptionContext": {"a": "\\ud800x"}}',
+            "SerializationException",
+        ),
     ],
 )
 def test_malformed_requests_get_json_errors(

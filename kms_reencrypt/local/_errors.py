@@ -4,11 +4,15 @@ from __future__ import annotations
 
 __all__ = ["KmsError", "http_status"]
 
-# HTTP status per error code, from the "Errors" sections of the KMS API
-# Reference pages (see docs/local-kms.md); the Smithy model disagrees for
-# some codes (404 for NotFoundException, 409 for the state errors), and
-# clients must map errors by code anyway.
+# HTTP status per error code, as the "Errors" sections of the KMS API
+# Reference pages give them (see docs/local-kms.md): 409 for the two key
+# state errors, 412 for a dry run, 500 for server faults, 400 for every
+# other client error. The Smithy model says 404 for NotFoundException;
+# the reference pages, and AWS's answers, say 400. Clients must map
+# errors by code anyway.
 _STATUS: dict[str, int] = {
+    "DisabledException": 409,
+    "KMSInvalidStateException": 409,
     "DryRunOperationException": 412,
     "KMSInternalException": 500,
     "KeyUnavailableException": 500,
@@ -23,8 +27,8 @@ def http_status(code: str) -> int:
         code: The error code, as in ``__type``.
 
     Returns:
-        412 for a successful dry run, 500 for server faults and 400 for
-        every client error.
+        409 for the key state errors, 412 for a successful dry run, 500
+        for server faults and 400 for every other client error.
     """
     return _STATUS.get(code, 400)
 

@@ -137,9 +137,15 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             try:
                 body = json.loads(raw or b"{}")
-            except ValueError:
+                # A \ud800 escape decodes to a lone surrogate, which is no
+                # Unicode text; refuse it here as a client error rather than
+                # fail later with a (retryable) internal error.
+                if b"\\u" in raw:
+                    json.dumps(body, ensure_ascii=False).encode("utf-8")
+            except (ValueError, UnicodeEncodeError):
                 raise KmsError(
-                    "SerializationException", "The body is not valid JSON."
+                    "SerializationException",
+                    "The body is not valid JSON text.",
                 ) from None
             if not isinstance(body, dict):
                 raise KmsError(
