@@ -77,6 +77,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configure_logging(verbose: int) -> None:
+    # -v and -vv raise this library's loggers only. botocore's DEBUG
+    # output carries whole request and response bodies (ciphertexts,
+    # data keys from the demo, grant tokens, the access key id), so it
+    # stays at WARNING whatever the verbosity.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    ours = logging.getLogger("kms_reencrypt")
+    ours.setLevel(
+        (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit status.
 
@@ -89,13 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=(logging.WARNING, logging.INFO, logging.DEBUG)[
-            min(args.verbose, 2)
-        ],
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    _configure_logging(args.verbose)
     module = importlib.import_module(args._module)
     try:
         status: int = module.run(args)

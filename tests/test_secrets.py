@@ -167,3 +167,24 @@ def test_refusals_leak_nothing(
     _assert_clean(
         str(caught.value), repr(caught.value), "\n".join(ours_logged)
     )
+
+
+def test_cli_debug_logging_never_turns_on_botocore_wire_logs() -> None:
+    """`kms-reencrypt -vv` shows our DEBUG lines, not botocore's request
+    bodies (which would carry the demo's data keys and ciphertexts)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "kms_reencrypt", "-vv", "demo", "--count", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert 0 == done.returncode, done.stderr
+    assert "kms_reencrypt" in done.stderr
+    assert "Plaintext" not in done.stderr
+    assert "CiphertextBlob" not in done.stderr
+    assert "botocore" not in done.stderr
