@@ -9,13 +9,15 @@ background thread, and the same code serves threads (a ``threading``
 lock over a list) and processes (a ``multiprocessing`` lock over shared
 doubles).
 
-Adaptation is additive-increase, multiplicative-decrease: a throttle
-multiplies the rate by ``DECREASE_FACTOR`` (at most once per
-``DECREASE_INTERVAL``, so that a burst of throttles from one crowded
-moment counts once), and every second without a throttle adds
-``INCREASE_FRACTION`` of the rate back, never above the caller's cap.
-Without a cap the governor is idle until the first throttle, which
-starts it from the rate measured over the last window.
+Adaptation is increase-slowly, decrease-quickly: a throttle multiplies
+the rate by ``DECREASE_FACTOR``, and lowers it further to the rate KMS
+accepted (calls minus throttles) over the last measured window when that
+is lower, so that a run far above the quota lands near it at once. This
+happens at most once per ``DECREASE_INTERVAL``, so that a burst of
+throttles from one crowded moment counts once. Every second without a
+throttle adds ``INCREASE_FRACTION`` of the rate back, never above the
+caller's cap. Without a cap the governor is idle until the first
+throttle, which starts it from the rate measured over the last window.
 """
 
 from __future__ import annotations
@@ -41,12 +43,12 @@ MIN_RATE = 2.0
 #: a thread scheduled late does not cost the run a call.
 BURST_SECONDS = 0.02
 #: The window over which the achieved rate is measured.
-MEASURE_SECONDS = 1.0
+MEASURE_SECONDS = 0.5
 
 # Layout of the shared state.
 _RATE, _CEILING, _NEXT, _LAST_DECREASE, _LAST_RAISE = 0, 1, 2, 3, 4
 _WINDOW_START, _WINDOW_COUNT, _MEASURED = 5, 6, 7
-_SIZE = 8
+_WINDOW_THROTTLES, _ACCEPTED = 8, 9
 
 
 class RateGovernor:
@@ -74,6 +76,7 @@ class RateGovernor:
             raise ValueError(f"rate must be positive or None, got {rate!r}.")
         ceiling = math.inf if rate is None else float(rate)
         initial = [ceiling, ceiling, 0.0, -math.inf, 0.0, 0.0, 0.0, 0.0]
+        initial += [0.0, 0.0]
         self._lock: Any
         self._state: MutableSequence[float]
         if shared:
@@ -134,13 +137,17 @@ class RateGovernor:
         with self._lock:
             now = self._clock()
             state = self._state
+            state[_WINDOW_THROTTLES] += 1.0
             if now - state[_LAST_DECREASE] < DECREASE_INTERVAL:
                 return
             rate = state[_RATE]
             if math.isinf(rate):
                 rate = state[_MEASURED] or _measured(state, now)
                 rate = rate if rate > 0 else 100.0
-            state[_RATE] = max(MIN_RATE, rate * DECREASE_FACTOR)
+            lowered = rate * DECREASE_FACTOR
+            if state[_ACCEPTED] > 0:
+                lowered = min(lowered, state[_ACCEPTED])
+            state[_RATE] = max(MIN_RATE, lowered)
             state[_LAST_DECREASE] = now
             state[_LAST_RAISE] = now
 
@@ -148,9 +155,11 @@ class RateGovernor:
     def _count(state: MutableSequence[float], now: float) -> None:
         elapsed = now - state[_WINDOW_START]
         if elapsed >= MEASURE_SECONDS:
-            state[_MEASURED] = state[_WINDOW_COUNT] / elapsed
+            count, throttles = state[_WINDOW_COUNT], state[_WINDOW_THROTTLES]
+            state[_MEASURED] = count / elapsed
+            state[_ACCEPTED] = max(0.0, count - throttles) / elapsed
             state[_WINDOW_START] = now
-            state[_WINDOW_COUNT] = 0.0
+            state[_WINDOW_COUNT] = state[_WINDOW_THROTTLES] = 0.0
         state[_WINDOW_COUNT] += 1.0
 
     @staticmethod
