@@ -5,8 +5,9 @@ If a change to a signature breaks a typical caller, mypy fails here.
 
 from __future__ import annotations
 
+from typing import assert_type
+
 import boto3
-from typing_extensions import assert_type
 
 import kms_reencrypt
 from kms_reencrypt import (
