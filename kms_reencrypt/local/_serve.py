@@ -60,6 +60,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         )
 
 
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT or SIGTERM.
 
@@ -83,6 +94,15 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         print(f"kms-reencrypt: error: {error}", file=sys.stderr)
         return 2
+    if not _is_loopback(args.host):
+        # The local KMS checks no signature and holds real key material:
+        # anyone who can reach the port can use every key.
+        print(
+            f"kms-reencrypt: warning: serving on {args.host}, not loopback; "
+            "the local KMS accepts unsigned requests from anyone who can "
+            "reach it. Use it only on a trusted network.",
+            file=sys.stderr,
+        )
     kms = LocalKms(
         region=args.region,
         account_id=args.account_id,
