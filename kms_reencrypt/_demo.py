@@ -3,7 +3,8 @@
 It starts the local KMS, creates a source key and a destination key
 (with an alias), encrypts generated data keys under the source key with
 an encryption context, re-encrypts all of them to the destination through
-the facade, and proves the result: every new ciphertext names the
+the bulk rotation engine (``kms_reencrypt.rotate_iter``, which calls the
+facade per item), and proves the result: every new ciphertext names the
 destination key ARN, decrypts to the original bytes under the destination
 context, and no old ciphertext was changed.
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 __all__ = ["add_arguments", "run"]
@@ -77,19 +77,31 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"encrypted {count} data keys under the source key", file=out)
 
-        def rotate_one(index: int) -> Any:
-            return facade.re_encrypt(
-                CiphertextBlob=old_blobs[index],
-                SourceKeyId=source["Arn"],
-                SourceEncryptionContext=contexts[index],
-                DestinationKeyId=DESTINATION_ALIAS,
-                DestinationEncryptionContext=contexts[index],
-            )
+        from ._rotate import RotationItem, rotate_iter
 
+        items = (
+            RotationItem(
+                id=str(index),
+                ciphertext_blob=old_blobs[index],
+                encryption_context=contexts[index],
+                source_key_id=source["Arn"],
+            )
+            for index in range(count)
+        )
         started = time.perf_counter()
-        with ThreadPoolExecutor(max_workers=args.workers) as pool:
-            results = list(pool.map(rotate_one, range(count)))
+        # The engine binds each new ciphertext to its old context.
+        rotation = rotate_iter(
+            items,
+            destination_key_id=DESTINATION_ALIAS,
+            client=facade,
+            workers=args.workers,
+        )
+        results: list[Any] = [None] * count
+        with rotation:
+            for outcome in rotation:
+                results[int(str(outcome.id))] = outcome
         elapsed = time.perf_counter() - started
+        report = rotation.report
 
         problems = _verify(
             kms,
@@ -103,8 +115,8 @@ def run(args: argparse.Namespace) -> int:
 
     rate = count / elapsed if elapsed > 0 else float("inf")
     print(
-        f"re-encrypted {count} data keys in {elapsed:.2f} s "
-        f"({rate:.0f} calls/s)",
+        f"re-encrypted {report.ok} of {count} data keys in {elapsed:.2f} s "
+        f"({rate:.0f} calls/s, {report.retries} retries)",
         file=out,
     )
     if problems:
@@ -150,6 +162,10 @@ def _verify(
 ) -> list[str]:
     problems = []
     for index, result in enumerate(results):
+        if result is None or not result.ok:
+            code = None if result is None else result.error_code
+            problems.append(f"item {index}: not rotated ({code})")
+            continue
         if result.key_id != destination_arn:
             problems.append(f"item {index}: key_id is {result.key_id}")
             continue
