@@ -52,6 +52,7 @@ from __future__ import annotations
 import bisect
 import enum
 import hashlib
+import heapq
 import logging
 import multiprocessing
 import queue
@@ -619,8 +620,9 @@ class _SeenIds:
     def add(self, item_id: str) -> None:
         self._recent.add(self._hash(item_id))
         if len(self._recent) >= self._MERGE_AT:
-            merged = sorted([*self._sorted, *self._recent])
-            self._sorted = array("Q", merged)
+            # Merged lazily into a new array: no list of a million ints.
+            recent = sorted(self._recent)
+            self._sorted = array("Q", heapq.merge(self._sorted, recent))
             self._recent = set()
 
 
