@@ -132,7 +132,8 @@ def check_key_id(value: object, parameter: str) -> str:
             f"{len(value)}.",
             parameter=parameter,
         )
-    _check_text(value, parameter)
+    if not value.isascii():
+        _check_text(value, parameter)
     return value
 
 
@@ -206,8 +207,9 @@ def check_context(value: object, parameter: str) -> dict[str, str]:
                 f"{_type_name(item)}; KMS compares context values as text.",
                 parameter=parameter,
             )
-        _check_text(key, parameter)
-        _check_text(item, parameter)
+        if not (key.isascii() and item.isascii()):
+            _check_text(key, parameter)
+            _check_text(item, parameter)
         context[key] = item
     return context
 
