@@ -42,6 +42,11 @@ _ASYMMETRIC = frozenset(
 )
 _MODIFIERS = frozenset(m.value for m in DryRunModifier)
 _CHINA_PARTITION = "aws-cn"
+# Identifiers that passed every check, by text and client Region: a bulk
+# rotation names the same few keys for every item. Dict operations are
+# atomic, so threads may share it; a race costs only a repeated check.
+_ACCEPTED: dict[tuple[str, str | None], KeyIdentifier] = {}
+_MAX_ACCEPTED = 4096
 
 
 def _type_name(value: object) -> str:
@@ -157,6 +162,10 @@ def check_key_identifier(
         InvalidKeyIdentifierError: None of the five forms, or an ARN in
             another Region than the client's.
     """
+    if type(value) is str:
+        accepted = _ACCEPTED.get((value, region_name))
+        if accepted is not None:
+            return accepted
     text = check_key_id(value, parameter)
     key = parse_key_id(text, parameter=parameter)
     if (
@@ -171,6 +180,9 @@ def check_key_identifier(
             "multi-Region key's replica there has the same mrk- key ID).",
             parameter=parameter,
         )
+    if len(_ACCEPTED) >= _MAX_ACCEPTED:
+        _ACCEPTED.clear()
+    _ACCEPTED[text, region_name] = key
 
     return key
 
