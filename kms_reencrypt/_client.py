@@ -399,6 +399,63 @@ def as_client(value: ClientLike | None) -> ReEncryptClient:
     return ReEncryptClient(value)
 
 
+@overload
+def kms_re_encrypt(
+    *,
+    DestinationKeyId: str,
+    CiphertextBlob: bytes | bytearray | memoryview | None = ...,
+    SourceKeyId: str | None = ...,
+    SourceEncryptionContext: Mapping[str, str] | None = ...,
+    DestinationEncryptionContext: Mapping[str, str] | None = ...,
+    SourceEncryptionAlgorithm: Algorithm | None = ...,
+    DestinationEncryptionAlgorithm: Algorithm | None = ...,
+    GrantTokens: Sequence[str] | None = ...,
+    DryRun: Literal[False] | None = ...,
+    DryRunModifiers: None = ...,
+    preflight: bool | None = ...,
+    allow_aws_managed_key: bool | None = ...,
+    client: ClientLike | None = ...,
+) -> ReEncryptResult: ...
+
+
+@overload
+def kms_re_encrypt(
+    *,
+    DestinationKeyId: str,
+    CiphertextBlob: bytes | bytearray | memoryview | None = ...,
+    SourceKeyId: str | None = ...,
+    SourceEncryptionContext: Mapping[str, str] | None = ...,
+    DestinationEncryptionContext: Mapping[str, str] | None = ...,
+    SourceEncryptionAlgorithm: Algorithm | None = ...,
+    DestinationEncryptionAlgorithm: Algorithm | None = ...,
+    GrantTokens: Sequence[str] | None = ...,
+    DryRun: Literal[True],
+    DryRunModifiers: Sequence[Modifier] | None = ...,
+    preflight: bool | None = ...,
+    allow_aws_managed_key: bool | None = ...,
+    client: ClientLike | None = ...,
+) -> DryRunResult: ...
+
+
+@overload
+def kms_re_encrypt(
+    *,
+    DestinationKeyId: str,
+    CiphertextBlob: bytes | bytearray | memoryview | None = ...,
+    SourceKeyId: str | None = ...,
+    SourceEncryptionContext: Mapping[str, str] | None = ...,
+    DestinationEncryptionContext: Mapping[str, str] | None = ...,
+    SourceEncryptionAlgorithm: Algorithm | None = ...,
+    DestinationEncryptionAlgorithm: Algorithm | None = ...,
+    GrantTokens: Sequence[str] | None = ...,
+    DryRun: bool | None = ...,
+    DryRunModifiers: Sequence[Modifier] | None = ...,
+    preflight: bool | None = ...,
+    allow_aws_managed_key: bool | None = ...,
+    client: ClientLike | None = ...,
+) -> ReEncryptResult | DryRunResult: ...
+
+
 def kms_re_encrypt(
     *,
     DestinationKeyId: str,
@@ -434,6 +491,24 @@ def kms_re_encrypt(
         KmsServiceError: KMS answered with an error.
         KmsConnectionError: The endpoint could not be reached.
     """
+    if client is None:
+        # Refuse a bad request before building a client from the AWS
+        # configuration, so that its error names the parameter at fault
+        # rather than a missing Region or profile. Region-dependent rules
+        # run again once the client (and its Region) exists.
+        build_request(
+            CiphertextBlob=CiphertextBlob,
+            DestinationKeyId=DestinationKeyId,
+            SourceKeyId=SourceKeyId,
+            SourceEncryptionContext=SourceEncryptionContext,
+            DestinationEncryptionContext=DestinationEncryptionContext,
+            SourceEncryptionAlgorithm=SourceEncryptionAlgorithm,
+            DestinationEncryptionAlgorithm=DestinationEncryptionAlgorithm,
+            GrantTokens=GrantTokens,
+            DryRun=DryRun,
+            DryRunModifiers=DryRunModifiers,
+            allow_aws_managed_key=allow_aws_managed_key is True,
+        )
     facade = as_client(client)
 
     return facade.re_encrypt(

@@ -337,3 +337,21 @@ def test_results_pickle(
     )
 
     assert result == pickle.loads(pickle.dumps(result))
+
+
+def test_module_function_validates_before_building_a_client(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """With no client and no AWS configuration, a bad request still names
+    its parameter, not the missing Region."""
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+
+    with pytest.raises(kms_reencrypt.ParameterTypeError) as caught:
+        kms_reencrypt.kms_re_encrypt(
+            CiphertextBlob="base64 text",  # type: ignore[arg-type]
+            DestinationKeyId="alias/x",
+        )
+
+    assert "CiphertextBlob" == caught.value.parameter

@@ -70,7 +70,7 @@ def module_function(blob: bytes) -> None:
         DestinationKeyId="alias/new",
         client=boto3.client("kms"),
     )
-    assert_type(answer, ReEncryptResult | DryRunResult)
+    assert_type(answer, ReEncryptResult)
 
 
 def handle(blob: bytes) -> str | None:
