@@ -17,7 +17,12 @@ from pathlib import Path
 
 from ._encoding import ciphertext_from_base64, ciphertext_to_base64
 from ._exceptions import ConfigurationError
-from ._rotate_cli import add_client_arguments, client_settings, parse_context
+from ._rotate_cli import (
+    add_client_arguments,
+    add_destination_argument,
+    client_settings,
+    parse_context,
+)
 from ._types import DryRunResult
 
 __all__ = ["add_arguments", "run"]
@@ -29,14 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     Args:
         parser: The sub-command's parser.
     """
-    parser.add_argument(
-        "--to",
-        "--destination-key-id",
-        dest="destination",
-        required=True,
-        metavar="KEY",
-        help="the key to re-encrypt under (key ID, ARN, alias)",
-    )
+    add_destination_argument(parser)
     source = parser.add_mutually_exclusive_group()
     source.add_argument(
         "--ciphertext-b64",

@@ -35,8 +35,9 @@ __all__ = ["add_arguments", "run"]
 _FINGERPRINT_BYTES = 65536
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``rotate`` to its sub-command parser.
+def add_destination_argument(parser: argparse.ArgumentParser) -> None:
+    """Add ``--to`` (also spelled ``--destination-key-id``, as in the AWS
+    CLI), shared by ``rotate`` and ``re-encrypt``.
 
     Args:
         parser: The sub-command's parser.
@@ -49,6 +50,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="KEY",
         help="the key to re-encrypt under (key ID, ARN, alias)",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of ``rotate`` to its sub-command parser.
+
+    Args:
+        parser: The sub-command's parser.
+    """
+    add_destination_argument(parser)
     parser.add_argument(
         "--input",
         default="-",
