@@ -14,10 +14,11 @@ exceptions to exit statuses:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from ._exceptions import KmsReEncryptError
 from ._version import __version__
@@ -77,22 +78,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _configure_logging(verbose: int) -> None:
+@contextlib.contextmanager
+def _logging_to_stderr(verbose: int) -> Iterator[None]:
     # -v and -vv raise this library's loggers only. botocore's DEBUG
     # output carries whole request and response bodies (ciphertexts,
     # data keys from the demo, grant tokens, the access key id), so it
-    # stays at WARNING whatever the verbosity.
+    # stays at WARNING whatever the verbosity. Everything is put back
+    # afterwards, so that main() can also be called in-process.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
     )
     root = logging.getLogger()
+    ours = logging.getLogger("kms_reencrypt")
+    levels = root.level, ours.level
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
-    ours = logging.getLogger("kms_reencrypt")
     ours.setLevel(
         (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     )
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(levels[0])
+        ours.setLevel(levels[1])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -107,10 +117,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
-    _configure_logging(args.verbose)
     module = importlib.import_module(args._module)
     try:
-        status: int = module.run(args)
+        with _logging_to_stderr(args.verbose):
+            status: int = module.run(args)
     except KmsReEncryptError as error:
         print(f"kms-reencrypt: error: {error}", file=sys.stderr)
         return type(error).exit_code
