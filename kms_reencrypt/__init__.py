@@ -13,6 +13,8 @@ A typed, validated facade over botocore's ``ReEncrypt``::
 """
 
 import logging as _logging
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from ._client import ReEncryptClient, client, kms_re_encrypt
 from ._encoding import ciphertext_from_base64, ciphertext_to_base64
@@ -54,17 +56,6 @@ from ._exceptions import (
 )
 from ._keyid import KeyIdentifier, KeyIdForm, parse_key_id
 from ._preflight import PlaintextLimitWarning
-from ._rotate import (
-    ClientSettings,
-    Rotation,
-    RotationConfig,
-    RotationItem,
-    RotationOutcome,
-    RotationReport,
-    RotationStatus,
-    rotate,
-    rotate_iter,
-)
 from ._types import (
     DryRunModifier,
     DryRunResult,
@@ -74,6 +65,51 @@ from ._types import (
 from ._version import __version__
 
 _logging.getLogger(__name__).addHandler(_logging.NullHandler())
+
+if _TYPE_CHECKING:
+    from ._rotate import (
+        ClientSettings,
+        Rotation,
+        RotationConfig,
+        RotationItem,
+        RotationOutcome,
+        RotationReport,
+        RotationStatus,
+        rotate,
+        rotate_iter,
+    )
+
+# The rotation engine (sqlite3, multiprocessing, threads) is imported on
+# first use, so that `import kms_reencrypt` costs little more than
+# botocore for callers who only re-encrypt single ciphertexts.
+_LAZY = frozenset(
+    (
+        "ClientSettings",
+        "Rotation",
+        "RotationConfig",
+        "RotationItem",
+        "RotationOutcome",
+        "RotationReport",
+        "RotationStatus",
+        "rotate",
+        "rotate_iter",
+    )
+)
+
+
+def __getattr__(name: str) -> _Any:
+    if name in _LAZY:
+        from . import _rotate
+
+        value = getattr(_rotate, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | _LAZY)
+
 
 __all__ = [
     "AccessDeniedException",
