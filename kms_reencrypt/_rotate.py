@@ -510,6 +510,23 @@ def _readonly_counts(value: Mapping[str, int]) -> Mapping[str, int]:
     return MappingProxyType(dict(value))
 
 
+def _counts_repr(value: Mapping[str, int]) -> str:
+    return repr(dict(value))
+
+
+#: Failed items a report's repr lists; the rest are counted.
+_REPR_FAILED_ITEMS = 5
+
+
+def _failed_items_repr(
+    items: tuple[tuple[str | None, str, int | None], ...],
+) -> str:
+    if len(items) <= _REPR_FAILED_ITEMS:
+        return repr(items)
+    shown = ", ".join(repr(item) for item in items[:_REPR_FAILED_ITEMS])
+    return f"({shown}, <{len(items) - _REPR_FAILED_ITEMS} more>)"
+
+
 @attrs.frozen(kw_only=True)
 class RotationReport:
     """The summary of a rotation; holds counts and failed ids, never
@@ -539,9 +556,11 @@ class RotationReport:
     skipped: int = 0
     not_attempted: int = 0
     failures_by_code: Mapping[str, int] = attrs.field(
-        factory=dict, converter=_readonly_counts
+        factory=dict, converter=_readonly_counts, repr=_counts_repr
     )
-    failed_items: tuple[tuple[str | None, str, int | None], ...] = ()
+    failed_items: tuple[tuple[str | None, str, int | None], ...] = attrs.field(
+        default=(), repr=_failed_items_repr
+    )
     calls: int = 0
     retries: int = 0
     throttles: int = 0
@@ -587,6 +606,12 @@ class RotationReport:
             "stopped_reason": self.stopped_reason,
         }
 
+    def _repr_html_(self) -> str:
+        # Jupyter shows this table instead of the repr.
+        from ._report_html import report_html
+
+        return report_html(self)
+
 
 class _SeenIds:
     """A set of item ids in 8 bytes each: 64-bit hashes, most in a sorted
@@ -626,14 +651,26 @@ class _SeenIds:
             self._recent = set()
 
 
+def _destination_context_repr(context: DestinationContext) -> str:
+    if isinstance(context, Mapping):
+        return _context_keys(context)
+    return repr(context)
+
+
+def _grant_tokens_repr(tokens: tuple[str, ...] | None) -> str:
+    return "None" if tokens is None else f"<{len(tokens)} grant tokens>"
+
+
 @attrs.frozen(kw_only=True)
 class _Job:
     """What every worker needs to rotate an item; picklable."""
 
     destination_key_id: str
-    destination_context: DestinationContext
+    destination_context: DestinationContext = attrs.field(
+        repr=_destination_context_repr
+    )
     destination_encryption_algorithm: str | None
-    grant_tokens: tuple[str, ...] | None
+    grant_tokens: tuple[str, ...] | None = attrs.field(repr=_grant_tokens_repr)
     dry_run: bool
     engine_retries: bool
     max_attempts: int
@@ -1195,6 +1232,21 @@ class Rotation:
             )
             self._backend = _ThreadBackend(worker, config.workers)
         self._outcomes = self._run()
+
+    def __repr__(self) -> str:
+        tally = self._tally
+        state = "finished" if self._ended is not None else "running"
+        return (
+            f"<Rotation to {self._job.destination_key_id!r}: {state}, "
+            f"{tally.total} read, {tally.ok} ok, {tally.failed} failed, "
+            f"{tally.skipped} skipped>"
+        )
+
+    def _repr_html_(self) -> str:
+        # Jupyter shows the report so far.
+        from ._report_html import report_html
+
+        return report_html(self.report)
 
     def __iter__(self) -> Iterator[RotationOutcome]:
         return self
