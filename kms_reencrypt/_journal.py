@@ -112,6 +112,11 @@ class Journal:
                 f"{self.path} is not a rotation journal ({error}).",
                 option="journal",
             ) from error
+        except ValueError as error:  # a NUL byte or a lone surrogate
+            raise ConfigurationError(
+                f"{self.path!r} cannot be a journal's path ({error}).",
+                option="journal",
+            ) from error
         self._bind(destination_key_id, fingerprint)
 
     def __repr__(self) -> str:

@@ -54,6 +54,7 @@ import enum
 import hashlib
 import heapq
 import logging
+import math
 import multiprocessing
 import queue
 import random
@@ -89,6 +90,7 @@ from ._exceptions import (
     RotationStoppedError,
     WriteBackError,
 )
+from ._keyid import parse_key_id
 from ._session import create_kms_client, isolated_kms_client
 from ._types import DryRunResult
 from ._validation import build_request
@@ -187,12 +189,13 @@ def _context_keys(context: Mapping[str, str] | None) -> str:
     return "None" if context is None else f"<keys {sorted(context)}>"
 
 
-def _frozen_context(
-    value: Mapping[str, str] | None,
-) -> Mapping[str, str] | None:
-    if value is None or isinstance(value, MappingProxyType):
-        return value
-    return MappingProxyType(dict(value))
+def _frozen_context(value: Any) -> Any:
+    # Anything but a plain mapping is kept as given: items are not checked
+    # when built, and the engine refuses a wrong context as a failed
+    # outcome, like any other wrong member.
+    if isinstance(value, Mapping) and not isinstance(value, MappingProxyType):
+        return MappingProxyType(dict(value))
+    return value
 
 
 @attrs.frozen(kw_only=True)
@@ -359,19 +362,35 @@ def _check_max_failures(
         )
 
 
-def _positive(name: str, *, allow_none: bool = False) -> Any:
+def _positive(
+    name: str, *, allow_none: bool = False, integer: bool = False
+) -> Any:
+    kinds = int if integer else int | float
+    what = "a positive int" if integer else "a positive, finite number"
+
     def check(instance: object, attribute: Any, value: Any) -> None:
         if value is None and allow_none:
             return
-        if isinstance(value, bool) or not (
-            isinstance(value, int | float) and value > 0
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, kinds)
+            or not 0 < value < math.inf
         ):
             raise ConfigurationError(
-                f"{name} must be a positive number, got {value!r}.",
+                f"{name} must be {what}, got {_shown(value)}.",
                 option=name,
             )
 
     return check
+
+
+def _shown(value: object) -> str:
+    # An option's value in a message: short, and only for plain numbers
+    # and strings (an arbitrary object's repr can be anything).
+    if isinstance(value, int | float | str | None):
+        text = repr(value)
+        return text if len(text) <= 40 else f"{text[:37]}..."
+    return f"a {type(value).__name__}"
 
 
 @attrs.frozen(kw_only=True)
@@ -398,17 +417,21 @@ class RotationConfig:
     """
 
     workers: int = attrs.field(
-        default=DEFAULT_WORKERS, validator=_positive("workers")
+        default=DEFAULT_WORKERS, validator=_positive("workers", integer=True)
     )
-    processes: int = attrs.field(default=1, validator=_positive("processes"))
+    processes: int = attrs.field(
+        default=1, validator=_positive("processes", integer=True)
+    )
     rate: float | None = attrs.field(
         default=None, validator=_positive("rate", allow_none=True)
     )
     window: int | None = attrs.field(
-        default=None, validator=_positive("window", allow_none=True)
+        default=None,
+        validator=_positive("window", allow_none=True, integer=True),
     )
     max_attempts: int = attrs.field(
-        default=DEFAULT_MAX_ATTEMPTS, validator=_positive("max_attempts")
+        default=DEFAULT_MAX_ATTEMPTS,
+        validator=_positive("max_attempts", integer=True),
     )
     backoff_base: float = attrs.field(
         default=DEFAULT_BACKOFF_BASE, validator=_positive("backoff_base")
@@ -420,10 +443,12 @@ class RotationConfig:
         default=None, validator=_check_max_failures
     )
     systemic_streak: int = attrs.field(
-        default=DEFAULT_SYSTEMIC_STREAK, validator=_positive("systemic_streak")
+        default=DEFAULT_SYSTEMIC_STREAK,
+        validator=_positive("systemic_streak", integer=True),
     )
     chunk_size: int = attrs.field(
-        default=DEFAULT_CHUNK_SIZE, validator=_positive("chunk_size")
+        default=DEFAULT_CHUNK_SIZE,
+        validator=_positive("chunk_size", integer=True),
     )
 
     @property
@@ -1102,8 +1127,9 @@ def _item_from_mapping(raw: Mapping[str, Any], seq: int) -> RotationItem:
         "line",
     }
     if unknown:
+        names = sorted(_shown(key) for key in unknown)
         raise ParameterTypeError(
-            f"item {item_id!r} has unknown keys: {', '.join(sorted(unknown))}.",
+            f"item {item_id!r} has unknown keys: {', '.join(names)}.",
             parameter="item",
         )
 
@@ -1115,6 +1141,48 @@ def _item_from_mapping(raw: Mapping[str, Any], seq: int) -> RotationItem:
         source_encryption_algorithm=raw.get("source_encryption_algorithm"),
         line=raw.get("line"),
     )
+
+
+#: The largest line number a journal can store (SQLite INTEGER).
+_MAX_LINE = 2**63 - 1
+
+
+def _reportable_id(value: object) -> str | None:
+    # An id goes into outcomes, journals and output files: only a
+    # non-empty str that UTF-8 can encode.
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return None
+    return value
+
+
+def _reportable_line(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if 0 <= value <= _MAX_LINE else None
+
+
+def _check_item(item: RotationItem, seq: int) -> None:
+    """Refuse an id or line number that outcomes, journals and output
+    files could not carry; every other member is checked as a request."""
+    if _reportable_id(item.id) is None:
+        error = (
+            MissingParameterError if item.id is None else ParameterTypeError
+        )
+        raise error(
+            f"item {seq} has no usable id; each item needs a non-empty str "
+            "id that UTF-8 can encode (no lone surrogates).",
+            parameter="id",
+        )
+    if item.line is not None and _reportable_line(item.line) is None:
+        raise ParameterTypeError(
+            f"item {item.id!r} has a line of {_shown(item.line)}; a line "
+            f"is None or an int from 0 to {_MAX_LINE}.",
+            parameter="line",
+        )
 
 
 class _Tally:
@@ -1363,11 +1431,11 @@ class Rotation:
         try:
             if isinstance(raw, MalformedItem):
                 return RotationOutcome(
-                    id=raw.id,
+                    id=_reportable_id(raw.id),
                     status=RotationStatus.FAILED,
                     key_id=self._job.destination_key_id,
                     error=raw.error,
-                    line=raw.line,
+                    line=_reportable_line(raw.line),
                 )
             if isinstance(raw, Mapping):
                 item = _item_from_mapping(raw, seq)
@@ -1379,14 +1447,17 @@ class Rotation:
                     "RotationItem or a dict.",
                     parameter="item",
                 )
+            _check_item(item, seq)
         except KmsReEncryptError as error:
-            item_id = raw.get("id") if isinstance(raw, Mapping) else None
+            fields: Any = raw if isinstance(raw, Mapping) else {}
+            if isinstance(raw, RotationItem):
+                fields = {"id": raw.id, "line": raw.line}
             return RotationOutcome(
-                id=item_id if isinstance(item_id, str) else None,
+                id=_reportable_id(fields.get("id")),
                 status=RotationStatus.FAILED,
                 key_id=self._job.destination_key_id,
                 error=error,
-                line=raw.get("line") if isinstance(raw, Mapping) else None,
+                line=_reportable_line(fields.get("line")),
             )
 
         if item.id in self._seen:
@@ -1550,7 +1621,32 @@ def rotate_iter(
 
     Raises:
         ConfigurationError: Conflicting or invalid options.
+        RequestValidationError: ``destination_key_id`` is not a key
+            identifier (``InvalidKeyIdentifierError``); nothing was sent.
     """
+    _check_call_options(
+        dry_run=dry_run,
+        server_dry_run=server_dry_run,
+        grant_tokens=grant_tokens,
+        config=config,
+        journal=journal,
+        progress=progress,
+        callables={
+            "writer": writer,
+            "journal_line": journal_line,
+            "clock": clock,
+            "sleep": sleep,
+        },
+    )
+    try:
+        items = iter(items)
+    except TypeError:
+        raise ConfigurationError(
+            f"items must be an iterable of RotationItem or dict, got a "
+            f"{type(items).__name__}.",
+            option="items",
+        ) from None
+    parse_key_id(destination_key_id, parameter="DestinationKeyId")
     config = config or RotationConfig()
     config = attrs.evolve(
         config,
@@ -1629,6 +1725,82 @@ def rotate_iter(
         clock=clock,
         sleep=sleep,
     )
+
+
+def _check_call_options(
+    *,
+    dry_run: object,
+    server_dry_run: object,
+    grant_tokens: object,
+    config: object,
+    journal: object,
+    progress: object,
+    callables: Mapping[str, object],
+) -> None:
+    """Refuse option values of the wrong kind before anything starts."""
+    if type(dry_run) is not bool:
+        raise ConfigurationError(
+            f"dry_run must be True or False, got {_shown(dry_run)}.",
+            option="dry_run",
+        )
+    if (
+        isinstance(server_dry_run, bool)
+        or not isinstance(server_dry_run, int)
+        or server_dry_run < 0
+    ):
+        raise ConfigurationError(
+            "server_dry_run must be an int, 0 or more, got "
+            f"{_shown(server_dry_run)}.",
+            option="server_dry_run",
+        )
+    if grant_tokens is not None and (
+        isinstance(grant_tokens, str | bytes | bytearray | Mapping)
+        or not isinstance(grant_tokens, Iterable)
+    ):
+        raise ConfigurationError(
+            "grant_tokens must be a list of str tokens or None, got "
+            f"{_shown(grant_tokens)}.",
+            option="grant_tokens",
+        )
+    if config is not None and not isinstance(config, RotationConfig):
+        raise ConfigurationError(
+            f"config must be a RotationConfig or None, got {_shown(config)}.",
+            option="config",
+        )
+    if not (
+        journal is None
+        or isinstance(journal, str)
+        or hasattr(journal, "__fspath__")
+        or all(
+            callable(getattr(journal, name, None))
+            for name in ("done_ids", "record", "flush")
+        )
+    ):
+        raise ConfigurationError(
+            f"journal must be a path, a Journal or None, got "
+            f"{_shown(journal)}.",
+            option="journal",
+        )
+    if not (
+        progress is None
+        or type(progress) is bool
+        or all(
+            callable(getattr(progress, name, None))
+            for name in ("update", "close")
+        )
+    ):
+        raise ConfigurationError(
+            "progress must be True, False, None or a progress bar with "
+            f"update() and close(), got {_shown(progress)}.",
+            option="progress",
+        )
+    for name, value in callables.items():
+        optional = name in ("writer", "journal_line")
+        if not (callable(value) or (optional and value is None)):
+            raise ConfigurationError(
+                f"{name} must be callable, got {_shown(value)}.",
+                option=name,
+            )
 
 
 def _resolve_client(
@@ -1717,7 +1889,14 @@ def rotate(
     Raises:
         RotationStoppedError: The run stopped early; its ``report``
             attribute holds the report.
-        ConfigurationError: Conflicting or invalid options.
+        ConfigurationError: Conflicting or invalid options (a value of
+            the wrong type included), raised before anything is sent.
+        RequestValidationError: ``destination_key_id`` is not a key
+            identifier (``InvalidKeyIdentifierError``); nothing was sent.
+
+    Whatever the items hold, an item that cannot be rotated becomes a
+    failed outcome (a ``RequestValidationError`` for one refused before
+    sending) and the run goes on; nothing else is raised for an item.
     """
     rotation = rotate_iter(
         items,

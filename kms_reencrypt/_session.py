@@ -10,6 +10,7 @@ import botocore.session
 from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.configprovider import BOTOCORE_DEFAUT_SESSION_VARIABLES
+from botocore.exceptions import InvalidRegionError
 
 from ._exceptions import ConfigurationError, translate_botocore_error
 from ._version import __version__
@@ -72,6 +73,16 @@ def create_kms_client(
             Region.
     """
     merged = _merged(config)
+    for option, value in (
+        ("region_name", region_name),
+        ("endpoint_url", endpoint_url),
+        ("profile_name", profile_name),
+    ):
+        if value is not None and not isinstance(value, str):
+            raise ConfigurationError(
+                f"{option} must be a str or None, got {type(value).__name__}.",
+                option=option,
+            )
     if session is not None and profile_name is not None:
         raise ConfigurationError(
             "profile_name and session cannot be combined: create the "
@@ -99,6 +110,11 @@ def create_kms_client(
             )
             return client
     except Exception as error:
+        if isinstance(error, InvalidRegionError):
+            raise ConfigurationError(
+                f"{region_name!r} is not a valid AWS Region name.",
+                option="region_name",
+            ) from error
         if isinstance(error, ValueError) and not hasattr(error, "kwargs"):
             raise ConfigurationError(
                 f"botocore refused the client options: {error}",
