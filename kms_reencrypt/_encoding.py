@@ -15,7 +15,7 @@ import base64
 import binascii
 import re
 
-from ._exceptions import CiphertextEncodingError
+from ._exceptions import CiphertextEncodingError, ParameterTypeError
 
 __all__ = [
     "check_ciphertext_encoding",
@@ -77,8 +77,17 @@ def ciphertext_to_base64(blob: bytes) -> str:
 
     Returns:
         Standard base64 text without a newline.
+
+    Raises:
+        ParameterTypeError: ``blob`` is not bytes-like.
     """
-    return base64.b64encode(blob).decode("ascii")
+    try:
+        return base64.b64encode(blob).decode("ascii")
+    except TypeError:
+        raise ParameterTypeError(
+            f"a ciphertext to encode must be bytes, got {type(blob).__name__}.",
+            parameter="CiphertextBlob",
+        ) from None
 
 
 def _is_kms_shaped(blob: bytes) -> bool:

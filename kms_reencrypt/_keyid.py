@@ -49,7 +49,7 @@ _ARN = re.compile(
     re.DOTALL,
 )
 _REGION = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
-_ACCOUNT = re.compile(r"\d{12}")
+_ACCOUNT = re.compile(r"[0-9]{12}")  # ASCII digits only, not any \d
 _HEX_ONLY = re.compile(r"[0-9a-fA-F]{32}")
 _LOOSE_UUID = re.compile(
     r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?"
@@ -103,6 +103,27 @@ class KeyIdentifier:
     partition: str | None = None
     region: str | None = None
     account: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        # parse_key_id is the way to build one; a direct call is held to
+        # the same types, so that no instance breaks str() or a property.
+        optional = (
+            self.key_id,
+            self.alias_name,
+            self.partition,
+            self.region,
+            self.account,
+        )
+        if (
+            not isinstance(self.text, str)
+            or not isinstance(self.form, KeyIdForm)
+            or not all(v is None or isinstance(v, str) for v in optional)
+        ):
+            raise InvalidKeyIdentifierError(
+                "KeyIdentifier takes a str text, a KeyIdForm form and str "
+                "or None parts; build one with parse_key_id().",
+                parameter="KeyId",
+            )
 
     def __str__(self) -> str:
         return self.text
