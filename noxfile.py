@@ -51,8 +51,15 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the documentation with Sphinx; warnings are errors."""
-    session.install("-e", ".[local,cli]", "sphinx", "myst-parser", "furo")
+    """Build the documentation with Sphinx; warnings are errors.
+
+    myst-nb executes the notebooks in docs/notebooks on a fresh ipykernel
+    against the local KMS; ipywidgets (the ``notebook`` extra) gives them
+    the progress widget that Jupyter users see.
+    """
+    session.install(
+        "-e", ".[local,notebook]", "sphinx", "myst-nb", "ipykernel", "furo"
+    )
     session.run(
         "sphinx-build",
         "-W",

@@ -2,10 +2,18 @@
 
 tqdm belongs to the ``cli`` extra; without it a bar is silently a no-op,
 so that the library and the command work the same, only quieter.
+
+From Python (``progress=True``) the bar is ``tqdm.auto``'s: the notebook
+widget in Jupyter, a text bar elsewhere. The widget needs ipywidgets
+(the ``notebook`` extra). Without it, ``tqdm.auto`` would warn in every
+kernel that it cannot find ``IProgress`` and fall back to its text bar;
+we pick that text bar directly instead, with a DEBUG line saying why,
+because a missing optional widget is not worth a warning on every run.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from typing import Any, TextIO
@@ -41,7 +49,8 @@ class ProgressBar:
         """Create a bar, or a silent one without tqdm.
 
         Args:
-            notebook: Use ``tqdm.auto`` (the widget in Jupyter).
+            notebook: Use ``tqdm.auto`` (the widget in Jupyter) when
+                ipywidgets is installed, else the text bar.
             stream: Where a text bar goes; standard error by default.
             total: The number of items, when known.
 
@@ -49,9 +58,14 @@ class ProgressBar:
             The bar.
         """
         try:
-            if notebook:
+            if notebook and _has_ipywidgets():
                 from tqdm.auto import tqdm
             else:
+                if notebook:
+                    log.debug(
+                        "ipywidgets is not installed; a text progress bar "
+                        "instead of the notebook widget"
+                    )
                 from tqdm import tqdm
         except ImportError:
             log.debug("tqdm is not installed; no progress bar")
@@ -92,3 +106,10 @@ class ProgressBar:
         self._bar.set_postfix(ok=self._ok, failed=self._failed, refresh=False)
         self._bar.close()
         self._bar = None
+
+
+def _has_ipywidgets() -> bool:
+    try:
+        return importlib.util.find_spec("ipywidgets") is not None
+    except (ImportError, ValueError):  # ValueError: blocked in sys.modules
+        return False

@@ -55,7 +55,12 @@ def report_html(report: RotationReport) -> str:
         stopped early if it did. Never ciphertext, grant tokens or
         encryption context values.
     """
-    state = "stopped early" if report.stopped_reason else "finished"
+    if report.stopped_reason:
+        state = "stopped early"
+    elif report.not_attempted:
+        state = "ended before every item was reported"
+    else:
+        state = "finished"
     rows = [_section("Items")]
     rows += [
         _row(label, f"{count:,}")
