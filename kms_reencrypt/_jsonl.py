@@ -6,7 +6,12 @@ Input, one object per line::
      "source_key_id": "...", "source_encryption_algorithm": "..."}
 
 A line that cannot be read becomes a ``MalformedItem`` naming its line
-number; blank lines are skipped.
+number, and so a failed outcome in the output: not UTF-8, not a JSON
+object, nested too deeply, a number too long to convert, a ``\\u``
+escape of a lone surrogate (not text, and not writable as UTF-8), a
+member of the wrong type, or longer than ``MAX_LINE_BYTES`` (read no
+further than that, so memory stays bounded). Blank lines are skipped; a
+UTF-8 byte order mark before the first line is ignored.
 
 Output, one object per line: ``id``, ``status``, ``ciphertext`` (when
 ok), ``key_id``, ``source_key_id``, ``encryption_context``, ``line`` and
@@ -22,6 +27,7 @@ are written from the journal.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import tempfile
@@ -36,10 +42,14 @@ from ._exceptions import (
 )
 from ._rotate import MalformedItem, RotationItem, RotationOutcome, _SeenIds
 
-__all__ = ["OutputFile", "outcome_line", "read_items"]
+__all__ = ["MAX_LINE_BYTES", "OutputFile", "outcome_line", "read_items"]
 
 #: Lines written between two fsyncs of the output file.
 FSYNC_EVERY: Final = 4096
+#: The longest input line read, newline excluded: a KMS ciphertext is at
+#: most 6144 bytes (8192 in base64), so a longer line is not an item.
+MAX_LINE_BYTES: Final = 1 << 20
+_SKIP_CHUNK = 1 << 16
 
 _OPTIONAL_TEXT = ("source_key_id", "source_encryption_algorithm")
 
@@ -68,8 +78,24 @@ def _parse(raw: bytes, number: int) -> RotationItem | MalformedItem:
         return _malformed(
             number, f"is not valid JSON ({error.msg}).", parameter="line"
         )
+    except RecursionError:
+        return _malformed(
+            number, "is not valid JSON (nested too deeply).", parameter="line"
+        )
+    except ValueError:  # an integer of more digits than Python converts
+        return _malformed(
+            number,
+            "is not valid JSON (a number too long to read).",
+            parameter="line",
+        )
     if not isinstance(record, dict):
         return _malformed(number, "is not a JSON object.", parameter="line")
+    if "\\u" in text and not _encodable(record):
+        return _malformed(
+            number,
+            "holds a \\u escape of a lone surrogate, which is not text.",
+            parameter="line",
+        )
     item_id = record.get("id")
     if item_id is None:
         return _malformed(number, "the id is missing.", parameter="id")
@@ -126,6 +152,14 @@ def _parse(raw: bytes, number: int) -> RotationItem | MalformedItem:
     )
 
 
+def _encodable(record: Any) -> bool:
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def read_items(stream: IO[bytes]) -> Iterator[RotationItem | MalformedItem]:
     """Read rotation items from a JSON Lines byte stream, lazily.
 
@@ -136,7 +170,25 @@ def read_items(stream: IO[bytes]) -> Iterator[RotationItem | MalformedItem]:
         One ``RotationItem`` per readable line, one ``MalformedItem`` per
         unreadable one; blank lines yield nothing.
     """
-    for number, raw in enumerate(stream, start=1):
+    number = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8) :]
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            while True:  # skip to the end of the line, a chunk at a time
+                rest = stream.readline(_SKIP_CHUNK)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            yield _malformed(
+                number,
+                f"is longer than {MAX_LINE_BYTES} bytes; not read.",
+                parameter="line",
+            )
+            continue
         if not raw.strip():
             continue
         yield _parse(raw, number)
@@ -240,7 +292,9 @@ def _repair(path: str, journal: Any) -> None:
                             break
                         try:
                             record = json.loads(raw)
-                        except ValueError:
+                        except (ValueError, RecursionError):
+                            continue
+                        if not isinstance(record, dict):
                             continue
                         item_id = record.get("id")
                         if (
