@@ -18,6 +18,12 @@ from ._version import __version__
 __all__ = ["create_kms_client", "isolated_kms_client"]
 
 _USER_AGENT = Config(user_agent_extra=f"kms-reencrypt/{__version__}")
+# For the clients behind the facade. build_request checks every
+# ReEncrypt member more strictly than botocore's client-side parameter
+# validation, which would repeat the work at about 30 microseconds a call
+# (docs/performance.md). A caller's Config(parameter_validation=True)
+# turns it back on.
+_FACADE_DEFAULTS = _USER_AGENT.merge(Config(parameter_validation=False))
 
 #: Credentials the local KMS accepts; they are never sent to AWS.
 LOCAL_ACCESS_KEY = "AKIALOCALKMSEXAMPLE0"
@@ -35,16 +41,16 @@ _SEALED_VARIABLES = {
 _SEALED_VARIABLES["ignore_configured_endpoint_urls"] = (None, None, True, None)
 
 
-def _merged(config: Config | None) -> Config:
+def _merged(config: Config | None, base: Config = _USER_AGENT) -> Config:
     if config is None:
-        return _USER_AGENT
+        return base
     if not isinstance(config, Config):
         raise ConfigurationError(
             f"config must be a botocore.config.Config, got "
             f"{type(config).__name__}.",
             option="config",
         )
-    return _USER_AGENT.merge(config)
+    return base.merge(config)
 
 
 def create_kms_client(
@@ -56,6 +62,9 @@ def create_kms_client(
     config: Config | None = None,
 ) -> BaseClient:
     """Create a botocore KMS client with the standard credential chain.
+
+    botocore's parameter validation is off unless ``config`` turns it on
+    (see ``kms_reencrypt.client``).
 
     Args:
         region_name: The AWS Region; botocore's usual lookup when None.
@@ -72,7 +81,7 @@ def create_kms_client(
         ConfigurationError: Conflicting options, an unknown profile or no
             Region.
     """
-    merged = _merged(config)
+    merged = _merged(config, _FACADE_DEFAULTS)
     for option, value in (
         ("region_name", region_name),
         ("endpoint_url", endpoint_url),

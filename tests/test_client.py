@@ -7,6 +7,7 @@ from typing import Any
 
 import botocore.session
 import pytest
+from botocore.exceptions import ClientError, ParamValidationError
 
 import kms_reencrypt
 from kms_reencrypt import (
@@ -15,6 +16,7 @@ from kms_reencrypt import (
     EncryptionAlgorithm,
     InvalidCiphertextException,
     NotFoundException,
+    ParameterTypeError,
     ReEncryptClient,
     ReEncryptResult,
 )
@@ -288,6 +290,44 @@ def test_client_builder_with_botocore_session(local_kms: Any) -> None:
     assert local_kms.endpoint_url == facade.endpoint_url
     assert 3 == facade.kms_client.meta.config.connect_timeout
     assert "kms-reencrypt/" in facade.kms_client.meta.config.user_agent_extra
+
+
+def test_client_builder_leaves_parameter_checks_to_the_facade(
+    local_kms: Any, keys: dict[str, str], blob: bytes
+) -> None:
+    """botocore's own parameter validation is off in clients that
+    client() builds (test_validation_properties proves that what the
+    facade sends always passes it), and a Config can turn it back on."""
+    from botocore.config import Config
+
+    session = botocore.session.Session()
+    session.set_credentials("x", "y")
+    options: dict[str, Any] = {
+        "session": session,
+        "region_name": local_kms.region,
+        "endpoint_url": local_kms.endpoint_url,
+    }
+
+    facade = kms_reencrypt.client(**options)
+    checked = kms_reencrypt.client(
+        **options, config=Config(parameter_validation=True)
+    )
+
+    # botocore decides at client creation (meta.config does not show it):
+    # an empty KeyId is refused in the client, or reaches KMS.
+    with pytest.raises(ParamValidationError):
+        checked.kms_client.describe_key(KeyId="")
+    with pytest.raises(ClientError) as caught:
+        facade.kms_client.describe_key(KeyId="")
+    assert "ValidationException" == caught.value.response["Error"]["Code"]
+    with pytest.raises(ParameterTypeError):
+        facade.re_encrypt(CiphertextBlob=blob, DestinationKeyId=123)  # type: ignore[arg-type]
+    result = facade.re_encrypt(
+        CiphertextBlob=blob,
+        SourceEncryptionContext=CONTEXT,
+        DestinationKeyId=keys["dest_alias"],
+    )
+    assert keys["dest_arn"] == result.key_id
 
 
 def test_client_builder_refuses_profile_with_session() -> None:

@@ -230,7 +230,11 @@ def test_any_input_succeeds_or_raises_request_validation_error(
     answering_client: BaseClient, call: dict[str, Any]
 ) -> None:
     """No TypeError, KeyError, UnicodeError or botocore
-    ParamValidationError ever escapes, whatever the arguments."""
+    ParamValidationError ever escapes, whatever the arguments.
+
+    The client here keeps botocore's parameter validation on, so this
+    also proves that whatever the facade sends passes it: the reason
+    the clients that client() builds can turn it off."""
     facade = ReEncryptClient(answering_client)
 
     error = _refusal(facade, call)
