@@ -505,9 +505,12 @@ class ClientSettings:
         Raises:
             ConfigurationError: The settings do not make a client.
         """
+        # Every request is checked by build_request before it is sent,
+        # so botocore's own parameter validation is off, as in client().
         config = Config(
             retries={"total_max_attempts": 1, "mode": "standard"},
             max_pool_connections=max(10, max_pool_connections),
+            parameter_validation=False,
         )
         if self.local:
             if self.endpoint_url is None:
