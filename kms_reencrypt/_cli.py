@@ -7,7 +7,9 @@ exceptions to exit statuses:
 
 * 0: everything succeeded;
 * 1: some items (or the one request) failed at KMS;
-* 2: usage error, or a request refused before anything was sent;
+* 2: usage error (argparse's own, or contradictory options, files and
+  client settings found wrong before anything was sent; both print the
+  usage line), or a request refused before anything was sent;
 * 3: a rotation stopped on a systemic error.
 """
 
@@ -20,7 +22,7 @@ import logging
 import sys
 from collections.abc import Iterator, Sequence
 
-from ._exceptions import KmsReEncryptError
+from ._exceptions import ConfigurationError, KmsReEncryptError
 from ._version import __version__
 
 __all__ = ["main"]
@@ -71,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
     for name, (module_name, help_text) in _COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
-        sub.set_defaults(_module=module_name)
+        sub.set_defaults(_module=module_name, _parser=sub)
         module = importlib.import_module(module_name)
         module.add_arguments(sub)
 
@@ -121,6 +123,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with _logging_to_stderr(args.verbose):
             status: int = module.run(args)
+    except ConfigurationError as error:
+        # Contradictory options, or values argparse alone cannot judge
+        # (files, endpoint, Region, profile): a usage error, as argparse
+        # reports its own, and nothing was sent.
+        sub: argparse.ArgumentParser = args._parser
+        sub.print_usage(sys.stderr)
+        print(f"{sub.prog}: error: {error}", file=sys.stderr)
+        return ConfigurationError.exit_code
     except KmsReEncryptError as error:
         print(f"kms-reencrypt: error: {error}", file=sys.stderr)
         return type(error).exit_code

@@ -83,7 +83,15 @@ def _ciphertext(args: argparse.Namespace) -> bytes | None:
     if args.ciphertext_file is not None:
         if args.ciphertext_file == "-":
             return sys.stdin.buffer.read()
-        return Path(args.ciphertext_file).read_bytes()
+        try:
+            return Path(args.ciphertext_file).read_bytes()
+        except (OSError, ValueError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise ConfigurationError(
+                f"--ciphertext-file {args.ciphertext_file!r} cannot be read "
+                f"({reason}).",
+                option="--ciphertext-file",
+            ) from None
     if args.ciphertext_b64 is not None:
         text = args.ciphertext_b64
         if text == "-":

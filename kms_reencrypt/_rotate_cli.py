@@ -16,16 +16,20 @@ import argparse
 import contextlib
 import hashlib
 import json
+import math
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO
 
+from ._client import ReEncryptClient
 from ._exceptions import ConfigurationError, RotationStoppedError
 from ._rotate import (
     DEFAULT_WORKERS,
     SAME_CONTEXT,
     ClientSettings,
     DestinationContext,
+    RotationConfig,
     RotationReport,
     RotationStatus,
 )
@@ -47,9 +51,51 @@ def add_destination_argument(parser: argparse.ArgumentParser) -> None:
         "--destination-key-id",
         dest="destination",
         required=True,
+        type=_key_identifier,
         metavar="KEY",
         help="the key to re-encrypt under (key ID, ARN, alias)",
     )
+
+
+def _key_identifier(text: str) -> str:
+    from ._exceptions import RequestValidationError
+    from ._keyid import parse_key_id
+
+    try:
+        parse_key_id(text, parameter="the destination key")
+    except RequestValidationError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def _count(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a whole number, got {text!r}"
+            ) from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {low} or more")
+        return value
+
+    parse.__name__ = "count"
+    return parse
+
+
+def _per_second(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number, got {text!r}"
+        ) from None
+    if not 0.0 < value < math.inf:
+        raise argparse.ArgumentTypeError(
+            "must be a positive number (leave --rate out for no cap)"
+        )
+    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,33 +130,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--server-dry-run",
-        type=int,
+        type=_count(0),
         default=0,
         metavar="N",
         help="with --dry-run, also ask KMS (DryRun) about the first N items",
     )
     parser.add_argument(
         "--rate",
-        type=float,
+        type=_per_second,
         metavar="PER_SECOND",
         help="cap on KMS calls per second for the whole run",
     )
     parser.add_argument(
         "--workers",
-        type=int,
+        type=_count(1),
         default=DEFAULT_WORKERS,
         metavar="N",
         help=f"threads per process (default {DEFAULT_WORKERS})",
     )
     parser.add_argument(
         "--processes",
-        type=int,
+        type=_count(1),
         default=1,
         metavar="N",
         help="worker processes, each with its own client (default 1)",
     )
     parser.add_argument(
         "--max-failures",
+        type=_max_failures,
         metavar="N|FRACTION",
         help="stop once more items failed than N, or than a fraction "
         "such as 0.05 or 5%%",
@@ -176,24 +223,35 @@ def parse_context(text: str, option: str) -> dict[str, str]:
             '\'{"tenant": "acme"}\'.',
             option=option,
         )
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigurationError(
+            f"{option} holds a lone surrogate (\\ud800-\\udfff), which is "
+            "not text.",
+            option=option,
+        ) from None
 
     return value
 
 
-def _max_failures(text: str | None) -> int | float | None:
-    if text is None:
-        return None
+def _max_failures(text: str) -> int | float:
     try:
+        value: int | float
         if text.endswith("%"):
-            return float(text[:-1]) / 100.0
-        if "." in text:
-            return float(text)
-        return int(text)
-    except ValueError:
-        raise ConfigurationError(
-            f"--max-failures takes a count or a fraction, got {text!r}.",
-            option="--max-failures",
+            value = float(text[:-1]) / 100.0
+        elif "." in text:
+            value = float(text)
+        else:
+            value = int(text)
+        RotationConfig(max_failures=value)
+    except ValueError as error:  # ConfigurationError is a ValueError too
+        raise argparse.ArgumentTypeError(
+            str(error)
+            if isinstance(error, ConfigurationError)
+            else f"takes a count or a fraction, got {text!r}"
         ) from None
+    return value
 
 
 def _check(args: argparse.Namespace) -> None:
@@ -220,15 +278,97 @@ def _check(args: argparse.Namespace) -> None:
             "--profile.",
             option="--local",
         )
+    _check_files(args)
 
 
-def _fingerprint(path: str) -> str | None:
-    if path == "-":
+def _journal_path(args: argparse.Namespace) -> str | None:
+    if args.journal is None and args.output != "-" and not args.dry_run:
+        return f"{args.output}.journal"
+    path: str | None = args.journal
+    return path
+
+
+def _check_files(args: argparse.Namespace) -> None:
+    # Two options naming one file would destroy it (the output truncates
+    # the input, the journal turns it into a database); a file that
+    # cannot be created is refused now rather than after KMS was called.
+    named = [
+        ("--input", args.input),
+        ("--output", args.output),
+        ("--journal", _journal_path(args)),
+        ("--report", args.report),
+    ]
+    files = [
+        (option, path) for option, path in named if path not in (None, "-")
+    ]
+    for index, (option, path) in enumerate(files):
+        for other, other_path in files[:index]:
+            if _same_file(path, other_path):
+                raise ConfigurationError(
+                    f"{other} and {option} name the same file "
+                    f"{other_path!r}; give each its own file.",
+                    option=option,
+                )
+        if option == "--input":
+            continue
+        if os.path.isdir(path):
+            raise ConfigurationError(
+                f"{option} {path!r} is a directory; give a file.",
+                option=option,
+            )
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+            raise ConfigurationError(
+                f"{option} {path!r}: the directory {directory!r} does not "
+                "exist or cannot be written.",
+                option=option,
+            )
+
+
+def _same_file(first: str, second: str) -> bool:
+    try:
+        if os.path.samefile(first, second):
+            return True
+    except (OSError, ValueError):
+        pass
+    try:
+        return os.path.realpath(first) == os.path.realpath(second)
+    except ValueError:  # a NUL byte
+        return False
+
+
+def _open_input(
+    args: argparse.Namespace, stack: contextlib.ExitStack
+) -> IO[bytes]:
+    if args.input == "-":
+        return sys.stdin.buffer
+    try:
+        return stack.enter_context(open(args.input, "rb"))
+    except (OSError, ValueError) as error:
+        reason = getattr(error, "strerror", None) or str(error)
+        raise ConfigurationError(
+            f"--input {args.input!r} cannot be read ({reason}).",
+            option="--input",
+        ) from None
+
+
+def _fingerprint(args: argparse.Namespace, source: IO[bytes]) -> str | None:
+    if args.input == "-" or not source.seekable():
         return None
-    with open(path, "rb") as stream:
-        head = stream.read(_FINGERPRINT_BYTES)
+    head = source.read(_FINGERPRINT_BYTES)
+    source.seek(0)
 
     return hashlib.sha256(head).hexdigest()
+
+
+def _client(
+    args: argparse.Namespace, settings: ClientSettings
+) -> ClientSettings | ReEncryptClient:
+    # Built before any file is written, so that a bad --endpoint-url,
+    # --region or --profile is a usage error that leaves nothing behind.
+    # One process uses this client; worker processes build their own.
+    client = settings.build(max_pool_connections=args.workers)
+    return settings if args.processes > 1 else client
 
 
 @contextlib.contextmanager
@@ -281,11 +421,12 @@ def run(args: argparse.Namespace) -> int:
         context = parse_context(
             args.destination_context, "--destination-context"
         )
-    max_failures = _max_failures(args.max_failures)
 
     with contextlib.ExitStack() as stack:
+        source = _open_input(args, stack)
         settings = stack.enter_context(client_settings(args))
-        report, stopped = _rotate(args, stack, settings, context, max_failures)
+        client = _client(args, settings)
+        report, stopped = _rotate(args, stack, source, client, context)
     _summarize(report, stopped)
     if args.report:
         with open(args.report, "w", encoding="utf-8") as stream:
@@ -300,24 +441,22 @@ def run(args: argparse.Namespace) -> int:
 def _rotate(
     args: argparse.Namespace,
     stack: contextlib.ExitStack,
-    settings: ClientSettings,
+    source: IO[bytes],
+    client: ClientSettings | ReEncryptClient,
     context: DestinationContext,
-    max_failures: int | float | None,
 ) -> tuple[RotationReport, RotationStoppedError | None]:
     from ._journal import Journal
     from ._jsonl import OutputFile, outcome_line, read_items
     from ._progress import ProgressBar
     from ._rotate import rotate_iter
 
-    journal_path = args.journal
-    if journal_path is None and args.output != "-" and not args.dry_run:
-        journal_path = f"{args.output}.journal"
+    journal_path = _journal_path(args)
     journal = None
     if journal_path is not None:
         journal = Journal(
             journal_path,
             destination_key_id=args.destination,
-            fingerprint=_fingerprint(args.input),
+            fingerprint=_fingerprint(args, source),
         )
 
     output: OutputFile
@@ -334,17 +473,12 @@ def _rotate(
         journal.on_commit = output.write_lines
         stack.callback(journal.close)
 
-    source: IO[bytes]
-    if args.input == "-":
-        source = sys.stdin.buffer
-    else:
-        source = stack.enter_context(open(args.input, "rb"))  # noqa: SIM115
     bar = ProgressBar.create() if sys.stderr.isatty() else None
 
     rotation = rotate_iter(
         read_items(source),
         destination_key_id=args.destination,
-        client=settings,
+        client=client,
         destination_encryption_context=context,
         dry_run=args.dry_run,
         server_dry_run=args.server_dry_run,
@@ -353,7 +487,7 @@ def _rotate(
         workers=args.workers,
         processes=args.processes,
         rate=args.rate,
-        max_failures=max_failures,
+        max_failures=args.max_failures,
         progress=bar,
     )
     stopped = None
