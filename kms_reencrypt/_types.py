@@ -120,8 +120,13 @@ class ReEncryptResult:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the result shaped like boto3's response (without
-        ``ResponseMetadata``); members that are None are left out."""
+        """Return the result shaped like boto3's response.
+
+        Returns:
+            The response members, named as in boto3, without
+            ``ResponseMetadata``; members that are None are left out.
+            ``CiphertextBlob`` holds the raw new ciphertext.
+        """
         members = {
             "CiphertextBlob": self.ciphertext_blob,
             "SourceKeyId": self.source_key_id,
@@ -170,7 +175,12 @@ class DryRunResult:
         return True
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the result as plain JSON-serializable data."""
+        """Return the result as plain JSON-serializable data.
+
+        Returns:
+            ``DryRun`` and ``WouldSucceed`` (both True), the key ids, the
+            modifiers sent and the service's message.
+        """
         return {
             "DryRun": True,
             "WouldSucceed": True,

@@ -27,7 +27,12 @@ __all__ = ["kms_reencrypt_client", "local_kms"]
 
 @pytest.fixture
 def local_kms() -> Iterator[LocalKms]:
-    """A local KMS with no keys, serving for the duration of one test."""
+    """A local KMS with no keys, serving for the duration of one test.
+
+    Yields:
+        A started ``kms_reencrypt.local.LocalKms`` on 127.0.0.1 and a
+        free port; it is stopped when the test ends.
+    """
     from .local import LocalKms
 
     kms = LocalKms()
@@ -40,5 +45,13 @@ def local_kms() -> Iterator[LocalKms]:
 
 @pytest.fixture
 def kms_reencrypt_client(local_kms: LocalKms) -> ReEncryptClient:
-    """A ``ReEncryptClient`` on the test's local KMS."""
+    """A ``ReEncryptClient`` on the test's local KMS.
+
+    Args:
+        local_kms: The test's local KMS (the fixture above).
+
+    Returns:
+        A client with dummy credentials that reads none of the user's
+        AWS configuration.
+    """
     return local_kms.client()
