@@ -481,20 +481,45 @@ def kms_re_encrypt(
 ) -> ReEncryptResult | DryRunResult:
     """Re-encrypt one ciphertext; named like the paws operation.
 
-    Takes the same parameters as ``ReEncryptClient.re_encrypt``, plus
-    ``client``.
+    The request members are those of ``ReEncryptClient.re_encrypt``, named
+    as in boto3; a member left as None is not sent.
 
     Args:
+        DestinationKeyId: The key to re-encrypt under: key ID, key ARN,
+            alias name or alias ARN.
+        CiphertextBlob: The ciphertext, raw bytes (not base64).
+        SourceKeyId: The key that encrypted the ciphertext; required for
+            asymmetric ciphertext, recommended always.
+        SourceEncryptionContext: The context the ciphertext was bound to;
+            must match exactly.
+        DestinationEncryptionContext: The context to bind the new
+            ciphertext to (symmetric destinations only).
+        SourceEncryptionAlgorithm: How the ciphertext was encrypted;
+            required for asymmetric ciphertext.
+        DestinationEncryptionAlgorithm: How to encrypt the new ciphertext;
+            required for an asymmetric destination.
+        GrantTokens: Up to 10 grant tokens.
+        DryRun: Ask KMS whether the call would succeed, without doing it.
+        DryRunModifiers: ``["IGNORE_CIPHERTEXT"]`` to check only
+            permissions in a dry run.
+        preflight: Look both keys up with DescribeKey first (True) or not
+            (False); None uses the client's ``preflight`` option.
+        allow_aws_managed_key: Let an AWS managed destination key through
+            (True) or refuse it (False); None uses the client's option.
         client: A ``ReEncryptClient`` or a botocore/boto3 KMS client; when
             None, one is built from the standard AWS configuration on each
             call (pass a client when calling in a loop).
 
     Returns:
-        As ``ReEncryptClient.re_encrypt``.
+        A ``ReEncryptResult``; a ``DryRunResult`` for a dry run that KMS
+        says would succeed.
 
     Raises:
         RequestValidationError: The request cannot succeed; nothing was
             sent.
+        ConfigurationError: With ``client=None``, no client could be
+            built from the AWS configuration (no Region, an unknown
+            profile).
         KmsServiceError: KMS answered with an error.
         KmsConnectionError: The endpoint could not be reached.
     """
