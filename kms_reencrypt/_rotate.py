@@ -414,6 +414,10 @@ class RotationConfig:
         systemic_streak: Items in a row failing with one
             destination-scoped code that stop the run.
         chunk_size: Items handed to a worker process at a time.
+
+    Raises:
+        ConfigurationError: A value has the wrong type or is out of
+            range; it names the option.
     """
 
     workers: int = attrs.field(
@@ -1221,7 +1225,32 @@ class Rotation:
 
     Closing it (or leaving its ``with`` block, or Ctrl-C while iterating)
     stops sending, waits for the calls in flight and shuts the workers
-    down. Create it with ``rotate_iter``.
+    down. Create it with ``rotate_iter``, which resolves its arguments
+    into the ones below.
+
+    Args:
+        items: The input, read lazily.
+        job: What every worker needs to rotate an item.
+        config: How the rotation runs.
+        client: The client to call through, or None to build one (or one
+            per worker process) from ``settings``.
+        settings: How to build clients, when ``client`` is None.
+        writer: Called with each outcome in this thread, or None.
+        journal: A ``Journal`` recording outcomes, or None.
+        journal_line: Gives the output line stored with each outcome.
+        own_journal: Close the journal at the end (it was opened for
+            this rotation) rather than only flush it.
+        server_dry_run: Items of a dry run to ask KMS about.
+        progress: An object with ``update(outcome)`` and ``close()``,
+            or None.
+        clock: Monotonic seconds.
+        sleep: Sleeps.
+
+    Raises:
+        ConfigurationError: ``settings`` do not make a client.
+        RotationStoppedError: Raised by iteration, after every outcome in
+            flight was reported, when the run stopped early; its
+            ``report`` counts the items not attempted.
     """
 
     def __init__(
@@ -1615,7 +1644,43 @@ def rotate_iter(
 ) -> Rotation:
     """Rotate items, yielding one outcome per item as it completes.
 
-    Takes the same parameters as ``rotate``.
+    Takes the parameters of ``rotate``, plus ``journal_line``.
+
+    Args:
+        items: ``RotationItem`` objects or dicts with the same keys (only
+            ``id`` and ``ciphertext_blob`` required).
+        destination_key_id: The key to re-encrypt under.
+        client: A ``ReEncryptClient`` or botocore KMS client (threads
+            only), ``ClientSettings`` (any number of processes), or None
+            for the standard AWS configuration.
+        destination_encryption_context: The context to bind the new
+            ciphertexts to: ``SAME_CONTEXT`` (the default) binds each to
+            the context of its old ciphertext; a mapping binds all to
+            that one; None binds none.
+        destination_encryption_algorithm: For an asymmetric destination.
+        grant_tokens: Grant tokens sent with every call.
+        dry_run: Check every item offline, send nothing.
+        server_dry_run: With ``dry_run``, also ask KMS (``DryRun=True``)
+            about the first this many items.
+        writer: Called with each outcome in the caller's thread, in
+            completion order; an item counts as rotated only once it
+            returns.
+        journal: A path, or a ``Journal``, recording outcomes durably;
+            items it marks done are skipped on a new run.
+        config: A ``RotationConfig``; the next four arguments override it.
+        workers: Threads per process.
+        processes: Worker processes.
+        rate: Cap on KMS calls per second for the whole run.
+        max_failures: Stop once more items than this failed (a count or a
+            fraction).
+        progress: True for a progress bar (the notebook widget in
+            Jupyter with ipywidgets, else a text bar), needing tqdm; or an
+            object with ``update(outcome)`` and ``close()`` methods.
+        clock: Monotonic seconds; injectable for tests.
+        sleep: Sleeps; injectable for tests.
+        journal_line: Gives the output line to store in the journal with
+            each outcome (the command line repairs its output file from
+            them); None stores none.
 
     Returns:
         The running ``Rotation``; iterate it. Once iteration ends it
