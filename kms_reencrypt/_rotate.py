@@ -542,6 +542,10 @@ def _readonly_counts(value: Mapping[str, int]) -> Mapping[str, int]:
     return MappingProxyType(dict(value))
 
 
+def _seconds_repr(value: float) -> str:
+    return f"{value:.3f}"
+
+
 def _counts_repr(value: Mapping[str, int]) -> str:
     return repr(dict(value))
 
@@ -596,7 +600,7 @@ class RotationReport:
     calls: int = 0
     retries: int = 0
     throttles: int = 0
-    elapsed: float = 0.0
+    elapsed: float = attrs.field(default=0.0, repr=_seconds_repr)
     stopped_reason: str | None = None
 
     @property

@@ -143,6 +143,7 @@ def test_a_report_repr_lists_a_few_failed_items_and_counts_the_rest() -> None:
         failed=1000,
         failures_by_code={"InvalidCiphertextException": 1000},
         failed_items=failed,
+        elapsed=12.3456789,
     )
 
     text = repr(report)
@@ -151,6 +152,7 @@ def test_a_report_repr_lists_a_few_failed_items_and_counts_the_rest() -> None:
     assert "id-4'" in text
     assert "id-5'" not in text
     assert "failures_by_code={'InvalidCiphertextException': 1000}" in text
+    assert "elapsed=12.346," in text
     assert len(text) < 700
 
 
