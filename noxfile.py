@@ -55,10 +55,17 @@ def docs(session: nox.Session) -> None:
 
     myst-nb executes the notebooks in docs/notebooks on a fresh ipykernel
     against the local KMS; ipywidgets (the ``notebook`` extra) gives them
-    the progress widget that Jupyter users see.
+    the progress widget that Jupyter users see. pytest is there for the
+    API reference of the fixtures in kms_reencrypt.testing.
     """
     session.install(
-        "-e", ".[local,notebook]", "sphinx", "myst-nb", "ipykernel", "furo"
+        "-e",
+        ".[local,notebook]",
+        "sphinx",
+        "myst-nb",
+        "ipykernel",
+        "furo",
+        "pytest",
     )
     session.run(
         "sphinx-build",
