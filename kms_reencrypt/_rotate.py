@@ -131,6 +131,8 @@ DEFAULT_SYSTEMIC_STREAK: Final = 16
 DEFAULT_CHUNK_SIZE: Final = 32
 #: Items in flight per worker thread; bounds memory.
 WINDOW_PER_WORKER: Final = 4
+# How long a worker process waits to batch outcomes for the parent.
+_OUTCOME_LINGER_SECONDS: Final = 0.005
 #: A fractional ``max_failures`` is judged after this many outcomes.
 MIN_OUTCOMES_FOR_FRACTION: Final = 20
 
@@ -672,14 +674,27 @@ class _SeenIds:
         return int.from_bytes(digest, "little")
 
     def __contains__(self, item_id: str) -> bool:
+        return self._has(self._hash(item_id))
+
+    def add(self, item_id: str) -> None:
+        self._add(self._hash(item_id))
+
+    def add_new(self, item_id: str) -> bool:
+        """Add an id; return False (adding nothing) if it was there."""
         value = self._hash(item_id)
+        if self._has(value):
+            return False
+        self._add(value)
+        return True
+
+    def _has(self, value: int) -> bool:
         if value in self._recent:
             return True
         index = bisect.bisect_left(self._sorted, value)
         return index < len(self._sorted) and self._sorted[index] == value
 
-    def add(self, item_id: str) -> None:
-        self._recent.add(self._hash(item_id))
+    def _add(self, value: int) -> None:
+        self._recent.add(value)
         if len(self._recent) >= self._MERGE_AT:
             # Merged lazily into a new array: no list of a million ints.
             recent = sorted(self._recent)
@@ -949,11 +964,16 @@ def _child_main(
 
     def send() -> None:
         while True:
-            first = done.get()
-            batch = [first]
-            while len(batch) < 256:
+            batch = [done.get()]
+            # Linger a moment for more outcomes: one message per outcome
+            # costs both processes more CPU than the calls leave room for.
+            deadline = time.monotonic() + _OUTCOME_LINGER_SECONDS
+            while len(batch) < 256 and batch[-1] is not finished:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
                 try:
-                    batch.append(done.get_nowait())
+                    batch.append(done.get(timeout=remaining))
                 except queue.Empty:
                     break
             ending = finished in batch
@@ -999,6 +1019,11 @@ class _ProcessBackend:
         self._processes: list[Any] = []
         self._loads = [0] * config.processes
         self._pending: list[list[_Task]] = [[] for _ in self._loads]
+        # Items a process holds (sent, outcome not back yet). Below the
+        # low-water mark its threads may soon idle, so flush() sends it
+        # whatever is pending; above it, items wait to fill a chunk.
+        self._held = [0] * config.processes
+        self._low_water = 2 * config.workers
         for index in range(config.processes):
             inbox = context.Queue()
             process = context.Process(
@@ -1032,11 +1057,14 @@ class _ProcessBackend:
     def _send(self, index: int) -> None:
         if self._pending[index]:
             self._inboxes[index].put(self._pending[index])
+            self._held[index] += len(self._pending[index])
             self._pending[index] = []
 
     def flush(self) -> None:
+        """Send pending items to the processes that are running low."""
         for index in range(len(self._pending)):
-            self._send(index)
+            if self._held[index] < self._low_water:
+                self._send(index)
 
     def results(self) -> list[RotationOutcome | None]:
         while True:
@@ -1057,6 +1085,7 @@ class _ProcessBackend:
                 raise payload
             if kind == "outcomes":
                 self._loads[index] -= len(payload)
+                self._held[index] -= len(payload)
                 self.inflight -= len(payload)
                 outcomes: list[RotationOutcome | None] = payload
                 return outcomes
@@ -1496,7 +1525,7 @@ class Rotation:
                 line=_reportable_line(fields.get("line")),
             )
 
-        if item.id in self._seen:
+        if not self._seen.add_new(item.id):
             where = f"line {item.line}" if item.line else f"item {seq}"
             return RotationOutcome(
                 id=item.id,
@@ -1509,7 +1538,6 @@ class Rotation:
                 ),
                 line=item.line,
             )
-        self._seen.add(item.id)
         if item.id in self._done:
             return RotationOutcome(
                 id=item.id,

@@ -486,6 +486,26 @@ def test_processes_rotate_with_clients_they_build_themselves(
     assert (100, 0) == (report.ok, report.failed)
 
 
+def test_processes_get_items_before_a_chunk_fills(
+    local_kms: Any, keys: dict[str, str], settings: ClientSettings
+) -> None:
+    """A chunk size larger than the whole input still rotates it all: a
+    process running low is sent what is pending, full chunk or not."""
+    items = _items(local_kms, keys["source"], 60)
+
+    outcomes = list(
+        rotate_iter(
+            items,
+            destination_key_id=keys["destination"],
+            client=settings,
+            config=RotationConfig(processes=2, workers=2, chunk_size=10_000),
+        )
+    )
+
+    assert sorted(i.id for i in items) == sorted(o.id for o in outcomes)
+    assert all(o.ok for o in outcomes)
+
+
 def test_a_client_object_cannot_go_to_worker_processes(
     local_kms: Any, keys: dict[str, str]
 ) -> None:
