@@ -71,7 +71,7 @@ from collections.abc import (
 )
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, TypeAlias
+from typing import Any, Final, Protocol, TypeAlias
 
 import attrs
 from botocore.client import BaseClient
@@ -105,6 +105,7 @@ __all__ = [
     "SAME_CONTEXT",
     "ClientSettings",
     "MalformedItem",
+    "RateLimiter",
     "Rotation",
     "RotationConfig",
     "RotationItem",
@@ -167,6 +168,29 @@ _DESTINATION_CODES = frozenset(
         "InvalidKeyUsageException",
     }
 )
+
+
+class RateLimiter(Protocol):
+    """A cap on KMS calls per second shared by every worker of a run.
+
+    The engine calls ``acquire`` before every attempt, retries included,
+    and ``throttled`` after every ``ThrottlingException``, from several
+    threads at once. The engine's own is ``_ratelimit.RateGovernor``;
+    ``kms_reencrypt.dask`` passes one shared by a whole cluster through
+    ``rotate_iter(rate_limiter=...)``.
+    """
+
+    def acquire(self) -> float:
+        """Wait for this caller's slot.
+
+        Returns:
+            The seconds spent waiting.
+        """
+        ...
+
+    def throttled(self) -> None:
+        """Tell the limiter that KMS answered ``ThrottlingException``."""
+        ...
 
 
 class RotationStatus(enum.StrEnum):
@@ -1278,6 +1302,8 @@ class Rotation:
             or None.
         clock: Monotonic seconds.
         sleep: Sleeps.
+        rate_limiter: The cap shared beyond this run, or None for the
+            engine's own ``RateGovernor``.
 
     Raises:
         ConfigurationError: ``settings`` do not make a client.
@@ -1302,6 +1328,7 @@ class Rotation:
         progress: Any,
         clock: Callable[[], float],
         sleep: Callable[[float], None],
+        rate_limiter: RateLimiter | None = None,
     ) -> None:
         from ._ratelimit import RateGovernor
 
@@ -1330,7 +1357,7 @@ class Rotation:
                 self._done.add(item_id)
 
         processes = config.processes > 1
-        self._governor = RateGovernor(
+        self._governor: RateLimiter = rate_limiter or RateGovernor(
             config.rate, shared=processes, clock=clock, sleep=sleep
         )
         self._stop: Any = (
@@ -1673,10 +1700,12 @@ def rotate_iter(
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
     journal_line: Callable[[RotationOutcome], str | None] | None = None,
+    rate_limiter: RateLimiter | None = None,
 ) -> Rotation:
     """Rotate items, yielding one outcome per item as it completes.
 
-    Takes the parameters of ``rotate``, plus ``journal_line``.
+    Takes the parameters of ``rotate``, plus ``journal_line`` and
+    ``rate_limiter``.
 
     Args:
         items: ``RotationItem`` objects or dicts with the same keys (only
@@ -1713,6 +1742,11 @@ def rotate_iter(
         journal_line: Gives the output line to store in the journal with
             each outcome (the command line repairs its output file from
             them); None stores none.
+        rate_limiter: A ``RateLimiter`` shared beyond this run (one for
+            a whole Dask cluster, for example) in place of the engine's
+            own governor. It owns the cap, so ``rate`` must be None, and
+            it serves the threads of this process, so ``processes`` must
+            be 1.
 
     Returns:
         The running ``Rotation``; iterate it. Once iteration ends it
@@ -1759,6 +1793,14 @@ def rotate_iter(
     )
 
     facade, settings = _resolve_client(client, config)
+    if rate_limiter is not None and (
+        config.rate is not None or config.processes > 1
+    ):
+        raise ConfigurationError(
+            "a rate_limiter owns the cap and serves the threads of this "
+            "process: leave rate out and use processes=1 with it.",
+            option="rate_limiter",
+        )
     if dry_run and journal is not None:
         raise ConfigurationError(
             "a dry run rotates nothing, so it cannot record a journal; "
@@ -1824,6 +1866,7 @@ def rotate_iter(
         progress=bar,
         clock=clock,
         sleep=sleep,
+        rate_limiter=rate_limiter,
     )
 
 

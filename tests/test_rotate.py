@@ -591,3 +591,61 @@ def test_the_public_names_are_exported() -> None:
     """rotate and its value objects are importable from the root."""
     for name in ("rotate", "rotate_iter", "RotationReport", "WriteBackError"):
         assert hasattr(kms_reencrypt, name)
+
+
+class _CountingLimiter:
+    """A RateLimiter that counts what the engine asks of it."""
+
+    def __init__(self) -> None:
+        self.acquired = 0
+        self.throttles = 0
+        self._governor = RateGovernor(None)
+
+    def acquire(self) -> float:
+        self.acquired += 1
+        return self._governor.acquire()
+
+    def throttled(self) -> None:
+        self.throttles += 1
+        self._governor.throttled()
+
+
+def test_an_injected_rate_limiter_sees_every_attempt_and_throttle(
+    local_kms: Any, keys: dict[str, str], settings: ClientSettings
+) -> None:
+    """rate_limiter replaces the engine's governor: one acquire per call,
+    retries included, and one throttled() per ThrottlingException."""
+    items = _items(local_kms, keys["source"], 60)
+    local_kms.faults = Faults(throttle_fraction=0.2, seed=11)
+    limiter = _CountingLimiter()
+
+    rotation = rotate_iter(
+        items,
+        destination_key_id=keys["destination"],
+        client=settings,
+        config=RotationConfig(backoff_base=0.002, backoff_cap=0.01),
+        rate_limiter=limiter,
+    )
+    with rotation:
+        outcomes = list(rotation)
+
+    report = rotation.report
+    assert 60 == sum(o.ok for o in outcomes)
+    assert report.calls == limiter.acquired
+    assert report.throttles == limiter.throttles
+    assert limiter.throttles > 0
+
+
+def test_a_rate_limiter_refuses_a_rate_or_worker_processes(
+    keys: dict[str, str], settings: ClientSettings
+) -> None:
+    """The injected limiter owns the cap and this process's threads."""
+    for options in ({"rate": 10.0}, {"processes": 2}):
+        with pytest.raises(ConfigurationError, match="rate_limiter"):
+            rotate_iter(
+                [],
+                destination_key_id=keys["destination"],
+                client=settings,
+                rate_limiter=_CountingLimiter(),
+                **options,
+            )
