@@ -18,6 +18,18 @@ throttles from one crowded moment counts once. Every second without a
 throttle adds ``INCREASE_FRACTION`` of the rate back, never above the
 caller's cap. Without a cap the governor is idle until the first
 throttle, which starts it from the rate measured over the last window.
+
+Lowering the rate must pay off. A quota throttles a smaller share of the
+calls once the rate comes down; throttles that keep the same share at a
+lower rate (another workload on the account, a throttled dependency) do
+not come from this run's rate, and lowering further would only take the
+run down to ``MIN_RATE``. So when the share of throttled calls since a
+decrease is not below ``HELPED_RATIO`` of the share that caused it, the
+governor undoes that decrease and takes the share as background: it
+lowers the rate again only for a share above ``BACKGROUND_MARGIN`` times
+it. The retries with backoff still absorb the background throttles.
+A decrease awaiting that judgement holds the rate for up to two
+intervals; with no throttle in that time it helped.
 """
 
 from __future__ import annotations
@@ -44,11 +56,22 @@ MIN_RATE = 2.0
 BURST_SECONDS = 0.02
 #: The window over which the achieved rate is measured.
 MEASURE_SECONDS = 0.5
+#: A decrease helped when the share of throttled calls after it fell
+#: below this fraction of the share before it.
+HELPED_RATIO = 0.8
+#: A share of throttled calls up to this multiple of the background share
+#: (the share that lowering the rate did not reduce) lowers nothing.
+BACKGROUND_MARGIN = 1.5
+#: Calls since the last decision needed to judge whether a decrease
+#: helped; with fewer, a throttle lowers the rate as usual.
+MIN_CALLS_TO_JUDGE = 20
 
 # Layout of the shared state.
 _RATE, _CEILING, _NEXT, _LAST_DECREASE, _LAST_RAISE = 0, 1, 2, 3, 4
 _WINDOW_START, _WINDOW_COUNT, _MEASURED = 5, 6, 7
 _WINDOW_THROTTLES, _ACCEPTED = 8, 9
+_SINCE_CALLS, _SINCE_THROTTLES, _WINDOW_SHARE = 10, 11, 12
+_TRIGGER_SHARE, _TRIGGER_RATE, _LOWERED, _BACKGROUND = 13, 14, 15, 16
 
 
 class RateGovernor:
@@ -76,7 +99,7 @@ class RateGovernor:
             raise ValueError(f"rate must be positive or None, got {rate!r}.")
         ceiling = math.inf if rate is None else float(rate)
         initial = [ceiling, ceiling, 0.0, -math.inf, 0.0, 0.0, 0.0, 0.0]
-        initial += [0.0, 0.0]
+        initial += [0.0] * 9
         self._lock: Any
         self._state: MutableSequence[float]
         if shared:
@@ -138,7 +161,11 @@ class RateGovernor:
             now = self._clock()
             state = self._state
             state[_WINDOW_THROTTLES] += 1.0
+            state[_SINCE_THROTTLES] += 1.0
             if now - state[_LAST_DECREASE] < DECREASE_INTERVAL:
+                return
+            state[_LAST_DECREASE] = now
+            if _background(state):
                 return
             rate = state[_RATE]
             if math.isinf(rate):
@@ -147,8 +174,11 @@ class RateGovernor:
             lowered = rate * DECREASE_FACTOR
             if state[_ACCEPTED] > 0:
                 lowered = min(lowered, state[_ACCEPTED])
-            state[_RATE] = max(MIN_RATE, lowered)
-            state[_LAST_DECREASE] = now
+            # Remembered to judge, at the next throttle, whether this
+            # decrease lowered the share of throttled calls.
+            state[_TRIGGER_SHARE] = _share(state)
+            state[_TRIGGER_RATE] = state[_RATE]
+            state[_RATE] = state[_LOWERED] = max(MIN_RATE, lowered)
             state[_LAST_RAISE] = now
 
     @staticmethod
@@ -157,16 +187,22 @@ class RateGovernor:
         if elapsed >= MEASURE_SECONDS:
             count, throttles = state[_WINDOW_COUNT], state[_WINDOW_THROTTLES]
             state[_MEASURED] = count / elapsed
+            state[_WINDOW_SHARE] = throttles / count if count else 0.0
             state[_ACCEPTED] = max(0.0, count - throttles) / elapsed
             state[_WINDOW_START] = now
             state[_WINDOW_COUNT] = state[_WINDOW_THROTTLES] = 0.0
         state[_WINDOW_COUNT] += 1.0
+        state[_SINCE_CALLS] += 1.0
 
     @staticmethod
     def _raise(state: MutableSequence[float], now: float) -> None:
         rate, ceiling = state[_RATE], state[_CEILING]
         if rate >= ceiling:
             return
+        if state[_TRIGGER_SHARE] > 0:
+            if now - state[_LAST_DECREASE] < 2 * DECREASE_INTERVAL:
+                return  # a decrease awaits its judgement
+            state[_TRIGGER_SHARE] = 0.0  # no throttle since: it helped
         elapsed = now - state[_LAST_RAISE]
         if elapsed < DECREASE_INTERVAL:
             return
@@ -176,6 +212,40 @@ class RateGovernor:
             raised = math.inf
         state[_RATE] = min(ceiling, raised)
         state[_LAST_RAISE] = now
+
+
+def _share(state: MutableSequence[float]) -> float:
+    # The share of throttled calls over the last complete window, or 0
+    # (nothing to judge against) before a window of enough calls ended.
+    if state[_MEASURED] * MEASURE_SECONDS < MIN_CALLS_TO_JUDGE:
+        return 0.0
+    return state[_WINDOW_SHARE]
+
+
+def _background(state: MutableSequence[float]) -> bool:
+    # Whether the throttles since the last decision come from something
+    # else than this run's rate; the caller holds the lock. Undoes the
+    # last decrease when it did not lower the share of throttled calls.
+    calls, throttles = state[_SINCE_CALLS], state[_SINCE_THROTTLES]
+    state[_SINCE_CALLS] = state[_SINCE_THROTTLES] = 0.0
+    trigger, state[_TRIGGER_SHARE] = state[_TRIGGER_SHARE], 0.0
+    if calls < MIN_CALLS_TO_JUDGE:
+        return False
+    share = min(1.0, throttles / calls)
+    if share <= state[_BACKGROUND] * BACKGROUND_MARGIN:
+        return True
+    # Judged only when the rate stayed where the decrease put it, so
+    # that the share was measured at the lower rate.
+    if (
+        trigger > 0
+        and state[_RATE] == state[_LOWERED]
+        and share >= trigger * HELPED_RATIO
+    ):
+        state[_BACKGROUND] = share
+        state[_RATE] = state[_TRIGGER_RATE]
+        return True
+
+    return False
 
 
 def _measured(state: MutableSequence[float], now: float) -> float:
