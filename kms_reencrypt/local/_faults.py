@@ -62,7 +62,12 @@ class Faults:
             ``KMSInternalException`` or ``DependencyTimeoutException``
             (HTTP 500).
         reset_fraction: Fraction of requests whose connection is closed
-            without an answer.
+            without an answer, once the request was read and before it is
+            carried out.
+        response_reset_fraction: Fraction of requests carried out whose
+            answer is cut off: the status line, the headers and half of
+            the body go out, then the connection is reset. The client
+            does not learn what KMS did.
         seed: Seed of the random choices; None for an unpredictable one.
     """
 
@@ -73,6 +78,9 @@ class Faults:
         default=0.0, validator=_fraction
     )
     reset_fraction: float = attrs.field(default=0.0, validator=_fraction)
+    response_reset_fraction: float = attrs.field(
+        default=0.0, validator=_fraction
+    )
     seed: int | None = None
 
 
@@ -88,13 +96,16 @@ class LocalKmsStats:
         requests: Requests received per operation name.
         throttled: Requests answered ``ThrottlingException`` by a fault.
         server_errors: Requests answered with an injected 5xx error.
-        resets: Connections reset by a fault.
+        resets: Connections reset by a fault before an answer.
+        response_resets: Connections reset by a fault in the middle of
+            an answer.
     """
 
     requests: Mapping[str, int] = attrs.field(converter=_frozen_counts)
     throttled: int = 0
     server_errors: int = 0
     resets: int = 0
+    response_resets: int = 0
 
     @property
     def total_requests(self) -> int:
@@ -110,11 +121,14 @@ class FaultDecision:
         delay: Seconds to sleep before answering.
         reset: Close the connection without an answer.
         error_code: An error code to answer with, or None.
+        cut_response: Carry the request out, then reset the connection
+            half-way through the answer.
     """
 
     delay: float = 0.0
     reset: bool = False
     error_code: str | None = None
+    cut_response: bool = False
 
 
 class FaultInjector:
@@ -137,6 +151,7 @@ class FaultInjector:
         self._throttled = 0
         self._server_errors = 0
         self._resets = 0
+        self._response_resets = 0
         self._install(faults)
 
     def _install(self, faults: Faults) -> None:
@@ -178,6 +193,10 @@ class FaultInjector:
                 self._resets += 1
                 return FaultDecision(faults.latency, reset=True)
             draw -= faults.reset_fraction
+            if draw < faults.response_reset_fraction:
+                self._response_resets += 1
+                return FaultDecision(faults.latency, cut_response=True)
+            draw -= faults.response_reset_fraction
             if draw < faults.throttle_fraction or not self._take_token():
                 self._throttled += 1
                 return FaultDecision(
@@ -217,4 +236,5 @@ class FaultInjector:
                 throttled=self._throttled,
                 server_errors=self._server_errors,
                 resets=self._resets,
+                response_resets=self._response_resets,
             )

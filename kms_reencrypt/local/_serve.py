@@ -50,6 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         ("throttle", "ThrottlingException"),
         ("server-error", "HTTP 500 errors"),
         ("reset", "connection resets"),
+        ("response-reset", "answers cut off by a reset"),
     ):
         serve.add_argument(
             f"--{name}-fraction",
@@ -90,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             throttle_fraction=args.throttle_fraction,
             server_error_fraction=args.server_error_fraction,
             reset_fraction=args.reset_fraction,
+            response_reset_fraction=args.response_reset_fraction,
         )
     except ValueError as error:
         print(f"kms-reencrypt: error: {error}", file=sys.stderr)

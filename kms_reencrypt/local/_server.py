@@ -91,12 +91,15 @@ class _Handler(BaseHTTPRequestHandler):
     # second waits for the client's delayed ACK (about 40 ms a request).
     disable_nagle_algorithm = True
     server: _Server
+    # Set per request by a response_reset fault.
+    _cut_response = False
 
     def log_message(self, format: str, *args: Any) -> None:
         # http.server logs to stderr; requests are logged in _answer.
         return
 
     def do_POST(self) -> None:
+        self._cut_response = False
         request_id = str(uuid.uuid4())
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
@@ -116,6 +119,7 @@ class _Handler(BaseHTTPRequestHandler):
             if decision.reset:
                 self._reset(operation, request_id)
                 return
+            self._cut_response = decision.cut_response
             if decision.error_code is not None:
                 self._error(
                     operation,
@@ -195,6 +199,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("x-amzn-RequestId", request_id)
         self.end_headers()
+        if self._cut_response:
+            with contextlib.suppress(OSError):
+                self.wfile.write(payload[: len(payload) // 2])
+            self._reset(operation, request_id)
+            return
         self.wfile.write(payload)
         log.debug(
             "%s -> %s %s (request id %s)",
