@@ -14,6 +14,7 @@ optionally, a fingerprint of the input, and refuses to serve another.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sqlite3
 import time
@@ -209,9 +210,16 @@ class Journal:
                 self._db.executemany(_UPSERT, rows)
                 self._db.execute("COMMIT")
             except sqlite3.Error as error:
+                # Nothing of the batch was committed, nor handed to
+                # on_commit: a new run rotates those items again.
+                with contextlib.suppress(sqlite3.Error):
+                    if self._db.in_transaction:
+                        self._db.execute("ROLLBACK")
                 raise WriteBackError(
                     f"the journal {self.path} could not be written "
-                    f"({type(error).__name__}: {error})."
+                    f"({type(error).__name__}: {error}); the last "
+                    f"{len(rows)} outcomes are not recorded, and a new run "
+                    "rotates those items again."
                 ) from error
         if lines and self.on_commit is not None:
             self.on_commit(lines)

@@ -28,6 +28,7 @@ are written from the journal.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import json
 import os
 import tempfile
@@ -36,9 +37,11 @@ from typing import IO, Any, Final
 
 from ._encoding import ciphertext_from_base64, ciphertext_to_base64
 from ._exceptions import (
+    ConfigurationError,
     KmsReEncryptError,
     MissingParameterError,
     ParameterTypeError,
+    WriteBackError,
 )
 from ._rotate import MalformedItem, RotationItem, RotationOutcome, _SeenIds
 
@@ -224,16 +227,27 @@ def outcome_line(outcome: RotationOutcome) -> str:
 class OutputFile:
     """The append-only JSON Lines output of ``rotate``.
 
+    A failed write (disk full, file too large, I/O error) and an output
+    file removed or replaced by another while the run writes it raise
+    ``WriteBackError``; the journal holds every line that did not reach
+    the file, and the next run writes them.
+
     Args:
         stream: A text stream to write (the file, or standard output).
         fsync: Sync the file to disk every ``FSYNC_EVERY`` lines and on
             close (files only).
+        path: The file's path, to notice that it was removed or replaced
+            during the run; None for standard output.
     """
 
-    def __init__(self, stream: IO[str], *, fsync: bool) -> None:
+    def __init__(
+        self, stream: IO[str], *, fsync: bool, path: str | None = None
+    ) -> None:
         self._stream = stream
         self._fsync = fsync
+        self._path = path
         self._unsynced = 0
+        self._broken = False
 
     @classmethod
     def open(cls, path: str, *, journal: Any = None) -> OutputFile:
@@ -246,30 +260,109 @@ class OutputFile:
 
         Returns:
             The output, positioned for appending.
-        """
-        if journal is None:
-            stream = open(path, "w", encoding="utf-8")  # noqa: SIM115
-            return cls(stream, fsync=True)
-        _repair(path, journal)
-        stream = open(path, "a", encoding="utf-8")  # noqa: SIM115
 
-        return cls(stream, fsync=True)
+        Raises:
+            ConfigurationError: The file cannot be opened or repaired
+                (nothing was sent to KMS yet).
+        """
+        try:
+            if journal is None:
+                stream = open(path, "w", encoding="utf-8")  # noqa: SIM115
+            else:
+                _repair(path, journal)
+                stream = open(path, "a", encoding="utf-8")  # noqa: SIM115
+        except OSError as error:
+            doing = "opened" if journal is None else "repaired"
+            raise ConfigurationError(
+                f"the output file {path} cannot be {doing} ({_why(error)}); "
+                "nothing was sent to KMS.",
+                option="--output",
+            ) from error
+
+        return cls(stream, fsync=True, path=path)
 
     def write_lines(self, lines: list[str]) -> None:
-        """Append lines, then flush them to the operating system."""
-        self._stream.write("".join(f"{line}\n" for line in lines))
-        self._stream.flush()
-        self._unsynced += len(lines)
-        if self._fsync and self._unsynced >= FSYNC_EVERY:
-            os.fsync(self._stream.fileno())
-            self._unsynced = 0
+        """Append lines, then flush them to the operating system.
+
+        Raises:
+            WriteBackError: The lines could not be written, or the file
+                was removed or replaced since it was opened.
+        """
+        self._check_same_file()
+        try:
+            self._stream.write("".join(f"{line}\n" for line in lines))
+            self._stream.flush()
+            self._unsynced += len(lines)
+            if self._fsync and self._unsynced >= FSYNC_EVERY:
+                os.fsync(self._stream.fileno())
+                self._unsynced = 0
+        except OSError as error:
+            self._broken = True
+            raise WriteBackError(
+                f"the output file {self._name} could not be written "
+                f"({_why(error)})."
+            ) from error
 
     def close(self) -> None:
-        """Flush, sync and close (standard output is only flushed)."""
-        self._stream.flush()
-        if self._fsync:
-            os.fsync(self._stream.fileno())
-            self._stream.close()
+        """Flush, sync and close (standard output is only flushed).
+
+        After a failed write the file is closed without another attempt:
+        the journal holds what did not reach it.
+
+        Raises:
+            WriteBackError: The last lines could not be written, or the
+                file was removed or replaced during the run.
+        """
+        if self._broken:
+            if self._fsync:
+                with contextlib.suppress(OSError):
+                    self._stream.close()
+            return
+        try:
+            self._stream.flush()
+            if self._fsync:
+                os.fsync(self._stream.fileno())
+        except OSError as error:
+            self._broken = True
+            self.close()
+            raise WriteBackError(
+                f"the output file {self._name} could not be written "
+                f"({_why(error)})."
+            ) from error
+        try:
+            self._check_same_file()
+        finally:
+            if self._fsync:
+                self._stream.close()
+
+    @property
+    def _name(self) -> str:
+        return self._path or str(getattr(self._stream, "name", "output"))
+
+    def _check_same_file(self) -> None:
+        if self._path is None:
+            return
+        try:
+            on_disk = os.stat(self._path)
+            ours = os.fstat(self._stream.fileno())
+            same = (on_disk.st_dev, on_disk.st_ino) == (
+                ours.st_dev,
+                ours.st_ino,
+            )
+        except OSError:
+            same = False
+        if not same:
+            self._broken = True
+            raise WriteBackError(
+                f"the output file {self._path} was removed or replaced "
+                "during the run; the lines written to it since are in the "
+                "journal only."
+            )
+
+
+def _why(error: OSError) -> str:
+    # "No space left on device", without the path the caller names.
+    return error.strerror or type(error).__name__
 
 
 def _repair(path: str, journal: Any) -> None:

@@ -22,8 +22,14 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import IO
 
+import attrs
+
 from ._client import ReEncryptClient
-from ._exceptions import ConfigurationError, RotationStoppedError
+from ._exceptions import (
+    ConfigurationError,
+    RotationStoppedError,
+    WriteBackError,
+)
 from ._rotate import (
     DEFAULT_WORKERS,
     SAME_CONTEXT,
@@ -422,11 +428,21 @@ def run(args: argparse.Namespace) -> int:
             args.destination_context, "--destination-context"
         )
 
-    with contextlib.ExitStack() as stack:
-        source = _open_input(args, stack)
-        settings = stack.enter_context(client_settings(args))
-        client = _client(args, settings)
-        report, stopped = _rotate(args, stack, source, client, context)
+    report: RotationReport | None = None
+    stopped: RotationStoppedError | None = None
+    try:
+        with contextlib.ExitStack() as stack:
+            source = _open_input(args, stack)
+            settings = stack.enter_context(client_settings(args))
+            client = _client(args, settings)
+            report, stopped = _rotate(args, stack, source, client, context)
+    except WriteBackError as error:
+        # The output's last lines or the journal's last commit failed
+        # when closing.
+        if report is None:
+            raise
+        if stopped is None or stopped.code != "WriteBackError":
+            report, stopped = _cannot_write(error, report, args)
     _summarize(report, stopped)
     if args.report:
         with open(args.report, "w", encoding="utf-8") as stream:
@@ -491,6 +507,7 @@ def _rotate(
         progress=bar,
     )
     stopped = None
+    write_error = None
     with rotation:
         try:
             for outcome in rotation:
@@ -500,8 +517,32 @@ def _rotate(
                     output.write_lines([outcome_line(outcome)])
         except RotationStoppedError as error:
             stopped = error
+        except WriteBackError as error:
+            # The output file or the journal could not be written. Each
+            # item is committed in the journal, or not done at all.
+            write_error = error
+    if write_error is not None:
+        return _cannot_write(write_error, rotation.report, args)
 
     return rotation.report, stopped
+
+
+def _cannot_write(
+    error: WriteBackError, report: RotationReport, args: argparse.Namespace
+) -> tuple[RotationReport, RotationStoppedError]:
+    reason = str(error)
+    journal = _journal_path(args)
+    if journal is not None:
+        reason += (
+            f" Every item done is recorded in the journal {journal}; make "
+            "room or fix the file, then run the same command again to "
+            "finish."
+        )
+    report = attrs.evolve(report, stopped_reason=reason)
+
+    return report, RotationStoppedError(
+        reason, code="WriteBackError", report=report
+    )
 
 
 def _summarize(
