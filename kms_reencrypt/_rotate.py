@@ -93,7 +93,12 @@ from ._exceptions import (
 from ._keyid import parse_key_id
 from ._session import create_kms_client, isolated_kms_client
 from ._types import DryRunResult
-from ._validation import build_request
+from ._validation import (
+    build_request,
+    check_algorithm,
+    check_context,
+    check_grant_tokens,
+)
 
 __all__ = [
     "DEFAULT_BACKOFF_BASE",
@@ -206,13 +211,27 @@ class RotationStatus(enum.StrEnum):
     SKIPPED = "skipped"
 
 
-def _byte_count(blob: bytes | None) -> str:
-    return "None" if blob is None else f"<{len(blob)} bytes>"
+def _byte_count(blob: object) -> str:
+    if blob is None:
+        return "None"
+    if isinstance(blob, bytes | bytearray | memoryview):
+        return f"<{len(blob)} bytes>"
+    return f"<{type(blob).__name__}>"  # an item not checked yet
 
 
-def _context_keys(context: Mapping[str, str] | None) -> str:
+def _context_keys(context: object) -> str:
     # The values may be sensitive in a log; the keys say enough.
-    return "None" if context is None else f"<keys {sorted(context)}>"
+    if context is None:
+        return "None"
+    if isinstance(context, Mapping):
+        return f"<keys {sorted(context, key=repr)}>"
+    return f"<{type(context).__name__}>"
+
+
+def _plain_context(context: object) -> object:
+    # For pickling: a mapping becomes a dict; anything else (an item not
+    # checked yet) is kept, and screened before it reaches a process.
+    return dict(context) if isinstance(context, Mapping) else context
 
 
 def _frozen_context(value: Any) -> Any:
@@ -254,9 +273,8 @@ class RotationItem:
         state = {
             f.name: getattr(self, f.name) for f in attrs.fields(type(self))
         }
-        context = state["encryption_context"]
-        state["encryption_context"] = (
-            None if context is None else dict(context)
+        state["encryption_context"] = _plain_context(
+            state["encryption_context"]
         )
         return state
 
@@ -336,9 +354,8 @@ class RotationOutcome:
         state = {
             f.name: getattr(self, f.name) for f in attrs.fields(type(self))
         }
-        context = state["encryption_context"]
-        state["encryption_context"] = (
-            None if context is None else dict(context)
+        state["encryption_context"] = _plain_context(
+            state["encryption_context"]
         )
         return state
 
@@ -1229,6 +1246,27 @@ def _reportable_line(value: object) -> int | None:
     return value if 0 <= value <= _MAX_LINE else None
 
 
+def _plain(item: RotationItem) -> bool:
+    """True when every member of ``item`` has a type that pickles."""
+    text = (str, type(None))
+    context = item.encryption_context
+    return (
+        type(item.ciphertext_blob) is bytes
+        and type(item.source_key_id) in text
+        and type(item.source_encryption_algorithm) in text
+        and (
+            context is None
+            or (
+                isinstance(context, Mapping)
+                and all(
+                    type(key) is str and type(value) is str
+                    for key, value in context.items()
+                )
+            )
+        )
+    )
+
+
 def _check_item(item: RotationItem, seq: int) -> None:
     """Refuse an id or line number that outcomes, journals and output
     files could not carry; every other member is checked as a request."""
@@ -1357,6 +1395,7 @@ class Rotation:
                 self._done.add(item_id)
 
         processes = config.processes > 1
+        self._pickled = processes
         self._governor: RateLimiter = rate_limiter or RateGovernor(
             config.rate, shared=processes, clock=clock, sleep=sleep
         )
@@ -1572,11 +1611,48 @@ class Rotation:
                 line=item.line,
                 key_id=self._job.destination_key_id,
             )
+        if self._pickled and not _plain(item):
+            screened = self._screen(item)
+            if isinstance(screened, RotationOutcome):
+                return screened
+            item = screened
         server_dry_run = self._server_dry_run > 0
         if server_dry_run:
             self._server_dry_run -= 1
 
         return (item, server_dry_run)
+
+    def _screen(self, item: RotationItem) -> RotationItem | RotationOutcome:
+        # An item bound for a worker process is pickled on a queue's
+        # feeder thread, where a member that cannot be pickled would be
+        # lost without an outcome. One that is not of a plain type is
+        # checked here, as the worker would, and sent in its plain form.
+        try:
+            request = build_request(
+                CiphertextBlob=item.ciphertext_blob,
+                DestinationKeyId=self._job.destination_key_id,
+                SourceKeyId=item.source_key_id,
+                SourceEncryptionContext=item.encryption_context or None,
+                SourceEncryptionAlgorithm=item.source_encryption_algorithm,
+            )
+        except RequestValidationError as error:
+            return RotationOutcome(
+                id=item.id,
+                status=RotationStatus.FAILED,
+                key_id=self._job.destination_key_id,
+                source_key_id=_reportable_id(item.source_key_id),
+                error=error,
+                line=item.line,
+            )
+        return attrs.evolve(
+            item,
+            ciphertext_blob=request["CiphertextBlob"],
+            encryption_context=request.get("SourceEncryptionContext"),
+            source_key_id=request.get("SourceKeyId"),
+            source_encryption_algorithm=request.get(
+                "SourceEncryptionAlgorithm"
+            ),
+        )
 
     def _finish(self, outcome: RotationOutcome) -> RotationOutcome:
         if self._writer is not None and outcome.status is not (
@@ -1755,8 +1831,10 @@ def rotate_iter(
 
     Raises:
         ConfigurationError: Conflicting or invalid options.
-        RequestValidationError: ``destination_key_id`` is not a key
-            identifier (``InvalidKeyIdentifierError``); nothing was sent.
+        RequestValidationError: ``destination_key_id``,
+            ``destination_encryption_context``,
+            ``destination_encryption_algorithm`` or ``grant_tokens`` could
+            not be sent with any item; nothing was sent.
     """
     _check_call_options(
         dry_run=dry_run,
@@ -1780,7 +1858,20 @@ def rotate_iter(
             f"{type(items).__name__}.",
             option="items",
         ) from None
+    # The members every call of the run shares are checked once, here,
+    # rather than failing every item alike.
     parse_key_id(destination_key_id, parameter="DestinationKeyId")
+    if isinstance(destination_encryption_context, Mapping):
+        destination_encryption_context = check_context(
+            destination_encryption_context, "DestinationEncryptionContext"
+        )
+    if destination_encryption_algorithm is not None:
+        destination_encryption_algorithm = check_algorithm(
+            destination_encryption_algorithm, "DestinationEncryptionAlgorithm"
+        )
+    tokens = None
+    if grant_tokens is not None:
+        tokens = tuple(check_grant_tokens(list(grant_tokens)))
     config = config or RotationConfig()
     config = attrs.evolve(
         config,
@@ -1831,7 +1922,7 @@ def rotate_iter(
         destination_key_id=destination_key_id,
         destination_context=destination_encryption_context,
         destination_encryption_algorithm=destination_encryption_algorithm,
-        grant_tokens=None if grant_tokens is None else tuple(grant_tokens),
+        grant_tokens=tokens,
         dry_run=dry_run,
         engine_retries=engine_retries,
         max_attempts=config.max_attempts,
@@ -2034,8 +2125,11 @@ def rotate(
             attribute holds the report.
         ConfigurationError: Conflicting or invalid options (a value of
             the wrong type included), raised before anything is sent.
-        RequestValidationError: ``destination_key_id`` is not a key
-            identifier (``InvalidKeyIdentifierError``); nothing was sent.
+        RequestValidationError: ``destination_key_id``,
+            ``destination_encryption_context``,
+            ``destination_encryption_algorithm`` or ``grant_tokens`` could
+            not be sent with any item (checked once, before the first
+            item); nothing was sent.
 
     Whatever the items hold, an item that cannot be rotated becomes a
     failed outcome (a ``RequestValidationError`` for one refused before
