@@ -43,6 +43,8 @@ from ._rotate import (
 __all__ = ["add_arguments", "run"]
 
 _FINGERPRINT_BYTES = 65536
+#: Failed input line numbers listed in the summary on standard error.
+_LINES_SHOWN = 20
 
 
 def add_destination_argument(parser: argparse.ArgumentParser) -> None:
@@ -307,6 +309,17 @@ def _check_files(args: argparse.Namespace) -> None:
     files = [
         (option, path) for option, path in named if path not in (None, "-")
     ]
+    for option, path in files:
+        try:
+            usable = (
+                bool(path) and "\0" not in path and bool(os.fsencode(path))
+            )
+        except UnicodeEncodeError:  # a lone surrogate no file name holds
+            usable = False
+        if not usable:
+            raise ConfigurationError(
+                f"{option} {path!r} is not a usable file name.", option=option
+            )
     for index, (option, path) in enumerate(files):
         for other, other_path in files[:index]:
             if _same_file(path, other_path):
@@ -566,6 +579,15 @@ def _summarize(
         f"{report.throttles} throttled, {report.calls_per_second:.1f} "
         f"calls/s, {report.elapsed:.1f} s",
     ]
+    failed_lines = sorted(line for _, _, line in report.failed_items if line)
+    if failed_lines:
+        shown = ", ".join(str(line) for line in failed_lines[:_LINES_SHOWN])
+        more = len(failed_lines) - _LINES_SHOWN
+        lines.append(
+            f"  failed input lines: {shown}"
+            + (f" and {more} more" if more > 0 else "")
+            + " (each has a failed line in the output)"
+        )
     if stopped is not None:
         lines.append(f"  stopped early: {stopped.reason}")
     print("\n".join(lines), file=sys.stderr)
