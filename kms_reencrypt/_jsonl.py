@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import glob
 import json
 import os
 import tempfile
@@ -374,8 +375,18 @@ def _repair(path: str, journal: Any) -> None:
     for item_id in journal.done_ids():
         done.add(item_id)
     kept = _SeenIds()
-    directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, suffix=".repair")
+    directory, name = os.path.split(os.path.abspath(path))
+    # A run killed in the middle of its repair leaves its temporary file;
+    # the names say whose it is.
+    prefix = f".{name}."
+    for stale in glob.glob(
+        glob.escape(os.path.join(directory, prefix)) + "*.repair"
+    ):
+        with contextlib.suppress(OSError):
+            os.unlink(stale)
+    handle, temporary = tempfile.mkstemp(
+        dir=directory, prefix=prefix, suffix=".repair"
+    )
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as out:
             if os.path.exists(path):
