@@ -107,6 +107,8 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_SYSTEMIC_STREAK",
     "DEFAULT_WORKERS",
+    "MAX_PROCESSES",
+    "MAX_WORKERS",
     "SAME_CONTEXT",
     "ClientSettings",
     "MalformedItem",
@@ -137,6 +139,11 @@ DEFAULT_SYSTEMIC_STREAK: Final = 16
 DEFAULT_CHUNK_SIZE: Final = 32
 #: Items in flight per worker thread; bounds memory.
 WINDOW_PER_WORKER: Final = 4
+#: Threads per process at most: each holds an HTTP connection, and the
+#: connection pool is allocated whole when the client first connects.
+MAX_WORKERS: Final = 1024
+#: Worker processes at most.
+MAX_PROCESSES: Final = 256
 # How long a worker process waits to batch outcomes for the parent.
 _OUTCOME_LINGER_SECONDS: Final = 0.005
 #: A fractional ``max_failures`` is judged after this many outcomes.
@@ -406,10 +413,16 @@ def _check_max_failures(
 
 
 def _positive(
-    name: str, *, allow_none: bool = False, integer: bool = False
+    name: str,
+    *,
+    allow_none: bool = False,
+    integer: bool = False,
+    maximum: float = math.inf,
 ) -> Any:
     kinds = int if integer else int | float
     what = "a positive int" if integer else "a positive, finite number"
+    if maximum < math.inf:
+        what += f" up to {maximum}"
 
     def check(instance: object, attribute: Any, value: Any) -> None:
         if value is None and allow_none:
@@ -418,6 +431,7 @@ def _positive(
             isinstance(value, bool)
             or not isinstance(value, kinds)
             or not 0 < value < math.inf
+            or value > maximum
         ):
             raise ConfigurationError(
                 f"{name} must be {what}, got {_shown(value)}.",
@@ -441,8 +455,10 @@ class RotationConfig:
     """How a rotation runs; bounded by default.
 
     Attributes:
-        workers: Threads per process, sharing one client.
-        processes: Worker processes; 1 runs everything in this process.
+        workers: Threads per process, sharing one client; at most
+            ``MAX_WORKERS``.
+        processes: Worker processes, at most ``MAX_PROCESSES``; 1 runs
+            everything in this process.
             Each builds its own client from ``ClientSettings``.
         rate: Cap on KMS calls per second for the whole run, all threads
             and processes together; None for none until KMS throttles.
@@ -464,10 +480,12 @@ class RotationConfig:
     """
 
     workers: int = attrs.field(
-        default=DEFAULT_WORKERS, validator=_positive("workers", integer=True)
+        default=DEFAULT_WORKERS,
+        validator=_positive("workers", integer=True, maximum=MAX_WORKERS),
     )
     processes: int = attrs.field(
-        default=1, validator=_positive("processes", integer=True)
+        default=1,
+        validator=_positive("processes", integer=True, maximum=MAX_PROCESSES),
     )
     rate: float | None = attrs.field(
         default=None, validator=_positive("rate", allow_none=True)

@@ -32,6 +32,8 @@ from ._exceptions import (
 )
 from ._rotate import (
     DEFAULT_WORKERS,
+    MAX_PROCESSES,
+    MAX_WORKERS,
     SAME_CONTEXT,
     ClientSettings,
     DestinationContext,
@@ -76,7 +78,7 @@ def _key_identifier(text: str) -> str:
     return text
 
 
-def _count(low: int) -> Callable[[str], int]:
+def _count(low: int, high: float = math.inf) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -86,6 +88,8 @@ def _count(low: int) -> Callable[[str], int]:
             ) from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be {low} or more")
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be {high} or less")
         return value
 
     parse.__name__ = "count"
@@ -151,14 +155,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers",
-        type=_count(1),
+        type=_count(1, MAX_WORKERS),
         default=DEFAULT_WORKERS,
         metavar="N",
         help=f"threads per process (default {DEFAULT_WORKERS})",
     )
     parser.add_argument(
         "--processes",
-        type=_count(1),
+        type=_count(1, MAX_PROCESSES),
         default=1,
         metavar="N",
         help="worker processes, each with its own client (default 1)",
