@@ -12,7 +12,11 @@ from botocore.config import Config
 from botocore.configprovider import BOTOCORE_DEFAUT_SESSION_VARIABLES
 from botocore.exceptions import InvalidRegionError
 
-from ._exceptions import ConfigurationError, translate_botocore_error
+from ._exceptions import (
+    ConfigurationError,
+    KmsReEncryptError,
+    translate_botocore_error,
+)
 from ._version import __version__
 
 __all__ = ["create_kms_client", "isolated_kms_client"]
@@ -82,16 +86,11 @@ def create_kms_client(
             Region.
     """
     merged = _merged(config, _FACADE_DEFAULTS)
-    for option, value in (
-        ("region_name", region_name),
-        ("endpoint_url", endpoint_url),
-        ("profile_name", profile_name),
-    ):
-        if value is not None and not isinstance(value, str):
-            raise ConfigurationError(
-                f"{option} must be a str or None, got {type(value).__name__}.",
-                option=option,
-            )
+    _check_text_options(
+        region_name=region_name,
+        endpoint_url=endpoint_url,
+        profile_name=profile_name,
+    )
     if session is not None and profile_name is not None:
         raise ConfigurationError(
             "profile_name and session cannot be combined: create the "
@@ -119,21 +118,10 @@ def create_kms_client(
             )
             return client
     except Exception as error:
-        if isinstance(error, InvalidRegionError):
-            raise ConfigurationError(
-                f"{region_name!r} is not a valid AWS Region name.",
-                option="region_name",
-            ) from error
-        if isinstance(error, ValueError) and not hasattr(error, "kwargs"):
-            raise ConfigurationError(
-                f"botocore refused the client options: {error}",
-                option="endpoint_url",
-            ) from error
-        if type(error).__module__.startswith("botocore"):
-            raise translate_botocore_error(
-                error, operation="CreateClient", endpoint_url=endpoint_url
-            ) from error
-        raise
+        refused = _refused(error, region_name, endpoint_url)
+        if refused is None:
+            raise
+        raise refused from error
     raise ConfigurationError(
         "session must be a botocore.session.Session or a boto3.Session, got "
         f"{type(session).__name__}.",
@@ -162,17 +150,64 @@ def isolated_kms_client(
     Returns:
         A botocore KMS client with dummy credentials.
     """
+    _check_text_options(region_name=region_name, endpoint_url=endpoint_url)
+    merged = _merged(config)
     session = botocore.session.Session(session_vars=_SEALED_VARIABLES)
     session.set_config_variable("config_file", os.devnull)
     session.set_config_variable("credentials_file", os.devnull)
     session.set_config_variable("region", region_name)
     session.set_credentials(LOCAL_ACCESS_KEY, LOCAL_SECRET_KEY)
 
-    kms: BaseClient = session.create_client(
-        "kms",
-        region_name=region_name,
-        endpoint_url=endpoint_url,
-        config=_merged(config),
-    )
+    try:
+        kms: BaseClient = session.create_client(
+            "kms",
+            region_name=region_name,
+            endpoint_url=endpoint_url,
+            config=merged,
+        )
+    except Exception as error:
+        refused = _refused(error, region_name, endpoint_url)
+        if refused is None:
+            raise
+        raise refused from error
 
     return kms
+
+
+def _check_text_options(**options: object) -> None:
+    for option, value in options.items():
+        if value is not None and not isinstance(value, str):
+            raise ConfigurationError(
+                f"{option} must be a str or None, got {type(value).__name__}.",
+                option=option,
+            )
+
+
+def _refused(
+    error: Exception, region_name: str | None, endpoint_url: str | None
+) -> KmsReEncryptError | None:
+    """The error to raise when botocore refuses to create a client, or
+    None for an error that is not botocore's (to re-raise as it is)."""
+    if isinstance(error, InvalidRegionError):
+        return ConfigurationError(
+            f"{region_name!r} is not a valid AWS Region name.",
+            option="region_name",
+        )
+    if isinstance(error, ValueError) and not hasattr(error, "kwargs"):
+        return ConfigurationError(
+            f"botocore refused the client options: {error}",
+            option="endpoint_url",
+        )
+    if not type(error).__module__.startswith("botocore"):
+        return None
+    translated = translate_botocore_error(
+        error, operation="CreateClient", endpoint_url=endpoint_url
+    )
+    if isinstance(translated, ConfigurationError):
+        return translated
+    # Nothing is sent while a client is created: whatever else botocore
+    # refuses here is an option.
+    return ConfigurationError(
+        f"botocore refused the client options ({type(error).__name__}).",
+        option="config",
+    )
