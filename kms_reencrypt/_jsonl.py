@@ -38,6 +38,7 @@ from typing import IO, Any, Final
 
 from ._encoding import ciphertext_from_base64, ciphertext_to_base64
 from ._exceptions import (
+    CiphertextEncodingError,
     ConfigurationError,
     KmsReEncryptError,
     MissingParameterError,
@@ -125,7 +126,13 @@ def _parse(raw: bytes, number: int) -> RotationItem | MalformedItem:
     try:
         blob = ciphertext_from_base64(ciphertext, parameter="ciphertext")
     except KmsReEncryptError as error:
-        return MalformedItem(error=error, id=item_id, line=number)
+        return MalformedItem(
+            error=CiphertextEncodingError(
+                f"line {number}: {error}", parameter="ciphertext"
+            ),
+            id=item_id,
+            line=number,
+        )
     context = record.get("encryption_context")
     if context is not None and not (
         isinstance(context, dict)
