@@ -13,16 +13,18 @@ Who keeps it alive. The process that builds the collection submits the
 bucket and holds its future inside a ``BucketRef``; the graph carries
 the ``BucketRef``, which pickles as a name, a key and an address, never
 the future or a client. The bucket lives as long as the collection that
-holds it.
+holds it: keep a reference to the collection while it computes.
 
-When the bucket's worker dies, a lease fails. After checking with the
-scheduler that the worker is really gone (a slow answer must not split
-the cluster into two buckets), the worker submits the next generation
-of the bucket under a key every worker derives alike, so all of them
-get the same new bucket, ahead of the partitions waiting in the queue.
-Until it runs, each task holds to a fixed share of the cap (the cap
-divided by the cluster's threads), so that the sum stays under it. The
-new bucket starts from the full cap; throttles lower it again.
+When a lease fails (the bucket's worker died, or the collection was
+dropped while its computation ran), the task asks the scheduler whether
+the bucket still exists: a slow answer must not split the cluster into
+two buckets. If it is gone, the task submits the next generation of the
+bucket under a key every worker derives alike, so that all of them get
+the same new bucket, ahead of the partitions waiting in the queue (it
+still waits for a free thread). Until it runs, each task holds to a
+fixed share of the cap, the cap divided by the cluster's threads, so
+that the sum stays under it. The new bucket starts from the full cap;
+throttles lower it again.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import logging
 import threading
 import time
 import uuid
+import weakref
 from typing import Any, Final
 
 from .._ratelimit import RateGovernor
@@ -43,8 +46,9 @@ log = logging.getLogger(__name__)
 LEASE_SECONDS: Final = 0.05
 #: Slots in one lease at most.
 MAX_LEASE: Final = 512
-#: Seconds to wait for the bucket's answer to a lease.
-LEASE_TIMEOUT: Final = 5.0
+#: Seconds to wait for the bucket's answer to a lease (it takes
+#: milliseconds).
+LEASE_TIMEOUT: Final = 2.0
 #: Scheduler priority of a bucket: ahead of any partition in the queue.
 BUCKET_PRIORITY: Final = 1 << 30
 
@@ -216,8 +220,11 @@ class _Recovery:
 
 _RECOVERIES: dict[str, _Recovery] = {}
 _RECOVERIES_LOCK = threading.Lock()
-# The governors of rotations run without a Dask cluster, per process.
-_LOCAL: dict[str, RateGovernor] = {}
+# The governors of rotations run without a Dask cluster, per process,
+# while a task uses them.
+_LOCAL: weakref.WeakValueDictionary[str, RateGovernor] = (
+    weakref.WeakValueDictionary()
+)
 
 
 class ClusterRateLimiter:
@@ -238,7 +245,6 @@ class ClusterRateLimiter:
         self._last_slot = 0.0
         self._interval = 0.0
         self._actor: Any = None
-        self._actor_address: str | None = None
         self._recovery: _Recovery | None = None
         self._fallback: RateGovernor | None = None
         # The engine's threads are not Dask's: they cannot look the
@@ -247,9 +253,10 @@ class ClusterRateLimiter:
         self._local: RateGovernor | None = None
         if ref.key is None or self._worker is None:
             with _RECOVERIES_LOCK:
-                self._local = _LOCAL.get(ref.name)
-                if self._local is None:
-                    self._local = _LOCAL[ref.name] = RateGovernor(ref.rate)
+                local = _LOCAL.get(ref.name)
+                if local is None:
+                    local = _LOCAL[ref.name] = RateGovernor(ref.rate)
+                self._local = local
 
     def acquire(self) -> float:
         """Wait for this caller's slot of the cluster's cap.
@@ -300,6 +307,8 @@ class ClusterRateLimiter:
                 recovery.users -= 1
                 if recovery.users <= 0:
                     recovery.future = None
+                    if recovery.generation == 0:
+                        _RECOVERIES.pop(self._ref.name, None)
 
     def _lease(self) -> None:
         # The lock is held; on return, either tokens or a fallback.
@@ -346,7 +355,6 @@ class ClusterRateLimiter:
 
         actor_class: Any = Actor
         self._actor = actor_class(TokenBucket, address, key, self._worker)
-        self._actor_address = address
 
         return self._actor
 
@@ -378,19 +386,25 @@ class ClusterRateLimiter:
         )
 
     def _lost(self, error: BaseException) -> None:
-        address = self._actor_address
+        key = str(self._actor.key)
         try:
-            alive = address in self._dask.nthreads()
+            # Whether the scheduler still holds the bucket, on a worker
+            # it still knows.
+            holders = self._dask.sync(
+                self._dask.scheduler.who_has, keys=[key]
+            ).get(key)
         except Exception:
-            alive = False
+            holders = None
         self._use_fallback()
-        if alive:
-            # Slow, not gone: another lease will tell.
-            log.debug("the rate bucket did not answer (%s)", error)
+        if holders:
+            # Slow, not gone: the next lease asks it again.
+            log.debug(
+                "the rate bucket did not answer (%s)", type(error).__name__
+            )
             return
         recovery = self._joined()
-        generation = int(str(self._actor.key).rsplit("-g", 1)[1])
-        self._actor = self._actor_address = None
+        generation = int(key.rsplit("-g", 1)[1])
+        self._actor = None
         self._next_generation(recovery, generation)
 
     @staticmethod
