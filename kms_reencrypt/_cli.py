@@ -49,6 +49,10 @@ _COMMANDS: dict[str, tuple[str, str]] = {
         "kms_reencrypt._rotate_cli",
         "re-encrypt a JSON Lines file of ciphertexts, resumably",
     ),
+    "rotate-parquet": (
+        "kms_reencrypt._rotate_parquet_cli",
+        "rotate an encrypted column of a Parquet dataset on a Dask cluster",
+    ),
 }
 
 
