@@ -58,7 +58,14 @@ def ciphertext_from_base64(
 
     Raises:
         CiphertextEncodingError: The text is not valid base64.
+        ParameterTypeError: ``text`` is neither str nor bytes.
     """
+    if not isinstance(text, str | bytes | bytearray):
+        raise ParameterTypeError(
+            f"{parameter} as base64 must be str or bytes, got "
+            f"{type(text).__name__}.",
+            parameter=parameter,
+        )
     try:
         return base64.b64decode(text.strip(), validate=True)
     except (binascii.Error, ValueError, TypeError):

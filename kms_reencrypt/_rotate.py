@@ -664,6 +664,22 @@ class RotationReport:
     elapsed: float = attrs.field(default=0.0, repr=_seconds_repr)
     stopped_reason: str | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A report crosses processes (in a RotationStoppedError, or as the
+        # result of a task on a cluster): the read-only view is a dict
+        # while pickled.
+        state = {
+            f.name: getattr(self, f.name) for f in attrs.fields(type(self))
+        }
+        state["failures_by_code"] = dict(state["failures_by_code"])
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state = dict(state)
+        state["failures_by_code"] = _readonly_counts(state["failures_by_code"])
+        for name, value in state.items():
+            object.__setattr__(self, name, value)
+
     @property
     def calls_per_second(self) -> float:
         """KMS calls per second over the whole run."""
