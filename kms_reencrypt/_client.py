@@ -517,11 +517,15 @@ def kms_re_encrypt(
     Raises:
         RequestValidationError: The request cannot succeed; nothing was
             sent.
-        ConfigurationError: With ``client=None``, no client could be
-            built from the AWS configuration (no Region, an unknown
+        ConfigurationError: ``client`` is neither a ``ReEncryptClient``
+            nor a KMS client; or, with ``client=None``, no client could
+            be built from the AWS configuration (no Region, an unknown
             profile).
         KmsServiceError: KMS answered with an error.
         KmsConnectionError: The endpoint could not be reached.
+
+    Nothing else is raised, whatever the arguments' types or values
+    (tests/test_hostile.py).
     """
     if client is None:
         # Refuse a bad request before building a client from the AWS

@@ -10,6 +10,13 @@ command line keeps its output file consistent with the journal.
 
 A journal is bound to its run: it stores the destination key and,
 optionally, a fingerprint of the input, and refuses to serve another.
+
+What it holds: per item the id, status, key ARN, input line number and
+error code, and, in ``output``, the output line the command line writes
+for it (the new ciphertext and its encryption context, exactly what the
+output file holds, so that the file can be rebuilt). Never the old
+ciphertext, grant tokens, credentials or error messages
+(tests/test_secrets.py).
 """
 
 from __future__ import annotations

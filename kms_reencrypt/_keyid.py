@@ -81,6 +81,9 @@ class KeyIdForm(enum.Enum):
 class KeyIdentifier:
     """A key identifier, parsed; ``str()`` gives back the exact text.
 
+    Build one with ``parse_key_id``; built directly, it checks only the
+    types of its parts (``InvalidKeyIdentifierError`` otherwise).
+
     Attributes:
         text: The identifier exactly as given; this is what is sent.
         form: Which of the five forms it is.
