@@ -10,7 +10,8 @@ Run it in its own process::
 
     python tests/benchmarks/fake_kms.py --latency 0.01 [--max-rps 300]
 
-It prints its port on the first line of standard output.
+It prints its port on the first line of standard output. ``GET /stats``
+answers the calls admitted and throttled so far, as JSON, without delay.
 """
 
 from __future__ import annotations
@@ -110,9 +111,18 @@ def _serve_connection(
                     return
                 rest += data
             buffer = rest[length:]
+            if head.startswith(b"GET /stats "):
+                conn.sendall(_stats(bucket))
+                continue
             if latency:
                 time.sleep(latency)
             conn.sendall(_OK if bucket.admit() else _THROTTLED)
+
+
+def _stats(bucket: Bucket) -> bytes:
+    with bucket.lock:
+        counts = {"admitted": bucket.admitted, "throttled": bucket.throttled}
+    return _response(b"200 OK", json.dumps(counts).encode())
 
 
 def main() -> None:
