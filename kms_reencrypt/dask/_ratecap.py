@@ -4,10 +4,17 @@ The cap lives in one ``TokenBucket``, a Dask actor on one worker: the
 engine's own ``RateGovernor`` run as a reservation clock on that
 worker's monotonic clock, so the slots of every worker come from one
 timeline and their sum cannot pass the cap. Each partition task leases
-a batch of consecutive slots at a time (``LEASE_SECONDS`` of the cap at
-most) and spends them, paced, from its engine threads; a throttle seen
-anywhere is sent to the bucket, which lowers the rate for everybody
-exactly as a single-machine run lowers it.
+a batch of consecutive slots at a time and spends them, paced, from its
+engine threads; a throttle seen anywhere is sent to the bucket, which
+lowers the rate for everybody exactly as a single-machine run lowers it.
+
+A lease is the task's fair share of ``LEASE_SECONDS`` of the cap: the
+cap divided by the tasks that leased in the last ``ACTIVE_SECONDS``.
+The tasks take turns, each slice lasting ``LEASE_SECONDS`` divided by
+the number of tasks, so that a task never has to keep up with the
+whole cluster's rate for long: a task slower than its slice uses its
+slots late, by at most about ``LEASE_SECONDS``. The bucket answers about
+``1 / LEASE_SECONDS`` leases a second per active task.
 
 Who keeps it alive. The process that builds the collection submits the
 bucket and holds its future inside a ``BucketRef``; the graph carries
@@ -43,7 +50,9 @@ __all__ = ["BucketRef", "ClusterRateLimiter", "TokenBucket", "start_bucket"]
 log = logging.getLogger(__name__)
 
 #: Seconds of the cap handed to one task by one lease, at most.
-LEASE_SECONDS: Final = 0.05
+LEASE_SECONDS: Final = 0.1
+#: A task that leased within this many seconds counts as active.
+ACTIVE_SECONDS: Final = 1.0
 #: Slots in one lease at most.
 MAX_LEASE: Final = 512
 #: Seconds to wait for the bucket's answer to a lease (it takes
@@ -68,15 +77,19 @@ class TokenBucket:
     def __init__(self, rate: float | None) -> None:
         self._governor = RateGovernor(rate, sleep=_no_sleep)
         self._granted = 0
+        self._active: dict[str, float] = {}
+        self._pruned = 0.0
+        self._lowest = rate
         self._leases = 0
         self._throttles = 0
 
-    def lease(self, wanted: int) -> tuple[int, float, float]:
+    def lease(self, wanted: int, task: str = "") -> tuple[int, float, float]:
         """Reserve consecutive slots for one task.
 
         Args:
             wanted: The slots the task could use; it gets fewer when that
-                is more than ``LEASE_SECONDS`` of the rate.
+                is more than its share of ``LEASE_SECONDS`` of the rate.
+            task: Identifies the task, to count the active ones.
 
         Returns:
             ``(granted, wait, interval)``: the task uses its last slot
@@ -86,7 +99,8 @@ class TokenBucket:
         rate = self._governor.rate
         granted = max(1, wanted)
         if rate is not None:
-            granted = max(1, min(granted, int(rate * LEASE_SECONDS)))
+            share = rate * LEASE_SECONDS / self._count_active(task)
+            granted = max(1, min(granted, int(share)))
         wait = 0.0
         for _ in range(granted):
             wait = self._governor.acquire()
@@ -96,10 +110,26 @@ class TokenBucket:
 
         return granted, wait, 0.0 if rate is None else 1.0 / rate
 
+    def _count_active(self, task: str) -> int:
+        now = time.monotonic()
+        self._active[task] = now
+        if now - self._pruned >= ACTIVE_SECONDS:
+            self._pruned = now
+            self._active = {
+                name: seen
+                for name, seen in self._active.items()
+                if now - seen < ACTIVE_SECONDS
+            }
+
+        return len(self._active)
+
     def throttled(self) -> None:
         """Lower the rate of the whole cluster after a throttle."""
         self._throttles += 1
         self._governor.throttled()
+        rate = self._governor.rate
+        if rate is not None and (self._lowest is None or rate < self._lowest):
+            self._lowest = rate
 
     def address(self) -> str:
         """Return the address of the worker this bucket lives on."""
@@ -112,11 +142,13 @@ class TokenBucket:
         """Return the rate in force and the counts so far.
 
         Returns:
-            ``rate`` (None while uncapped), ``granted`` slots,
-            ``leases`` and ``throttles``.
+            ``rate`` (None while uncapped), ``lowest_rate`` it went down
+            to after throttles, ``granted`` slots, ``leases`` and
+            ``throttles``.
         """
         return {
             "rate": self._governor.rate,
+            "lowest_rate": self._lowest,
             "granted": self._granted,
             "leases": self._leases,
             "throttles": self._throttles,
@@ -240,6 +272,7 @@ class ClusterRateLimiter:
     def __init__(self, ref: BucketRef, *, expected: int) -> None:
         self._ref = ref
         self._expected = max(1, expected)
+        self._id = uuid.uuid4().hex
         self._lock = threading.Lock()
         self._tokens = 0
         self._last_slot = 0.0
@@ -317,7 +350,7 @@ class ClusterRateLimiter:
             return
         try:
             wanted = min(self._expected, MAX_LEASE)
-            granted, wait, interval = actor.lease(wanted).result(
+            granted, wait, interval = actor.lease(wanted, self._id).result(
                 timeout=LEASE_TIMEOUT
             )
         except Exception as error:
