@@ -28,8 +28,12 @@ decrease is not below ``HELPED_RATIO`` of the share that caused it, the
 governor undoes that decrease and takes the share as background: it
 lowers the rate again only for a share above ``BACKGROUND_MARGIN`` times
 it. The retries with backoff still absorb the background throttles.
-A decrease awaiting that judgement holds the rate for up to two
-intervals; with no throttle in that time it helped.
+A decrease awaiting that judgement holds the rate for at least two
+intervals; if no decision comes by then it helped. Every decision after
+the first of a run waits for ``MIN_CALLS_TO_JUDGE`` calls and
+``MIN_THROTTLES_TO_JUDGE`` throttles since the previous one, so that a
+run slowed down by its own client (a starved CPU) is not judged on a
+handful of calls and driven down to the floor.
 """
 
 from __future__ import annotations
@@ -62,16 +66,23 @@ HELPED_RATIO = 0.8
 #: A share of throttled calls up to this multiple of the background share
 #: (the share that lowering the rate did not reduce) lowers nothing.
 BACKGROUND_MARGIN = 1.5
-#: Calls since the last decision needed to judge whether a decrease
-#: helped; with fewer, a throttle lowers the rate as usual.
+#: Calls and throttles since the last decision needed before a throttle
+#: lowers the rate again (or undoes a decrease): fewer tell nothing
+#: about the share of throttled calls. The first throttle of a run acts
+#: at once.
 MIN_CALLS_TO_JUDGE = 20
+#: See ``MIN_CALLS_TO_JUDGE``.
+MIN_THROTTLES_TO_JUDGE = 5
+#: A larger share of throttled calls is never taken as background: the
+#: run is sending at least twice what KMS accepts.
+MAX_BACKGROUND_SHARE = 0.5
 
 # Layout of the shared state.
 _RATE, _CEILING, _NEXT, _LAST_DECREASE, _LAST_RAISE = 0, 1, 2, 3, 4
 _WINDOW_START, _WINDOW_COUNT, _MEASURED = 5, 6, 7
 _WINDOW_THROTTLES, _ACCEPTED = 8, 9
-_SINCE_CALLS, _SINCE_THROTTLES, _WINDOW_SHARE = 10, 11, 12
-_TRIGGER_SHARE, _TRIGGER_RATE, _LOWERED, _BACKGROUND = 13, 14, 15, 16
+_SINCE_CALLS, _SINCE_THROTTLES = 10, 11
+_TRIGGER_SHARE, _TRIGGER_RATE, _LOWERED, _BACKGROUND = 12, 13, 14, 15
 
 
 class RateGovernor:
@@ -99,7 +110,7 @@ class RateGovernor:
             raise ValueError(f"rate must be positive or None, got {rate!r}.")
         ceiling = math.inf if rate is None else float(rate)
         initial = [ceiling, ceiling, 0.0, -math.inf, 0.0, 0.0, 0.0, 0.0]
-        initial += [0.0] * 9
+        initial += [0.0] * 8
         self._lock: Any
         self._state: MutableSequence[float]
         if shared:
@@ -164,8 +175,17 @@ class RateGovernor:
             state[_SINCE_THROTTLES] += 1.0
             if now - state[_LAST_DECREASE] < DECREASE_INTERVAL:
                 return
+            calls, throttles = state[_SINCE_CALLS], state[_SINCE_THROTTLES]
+            first = math.isinf(state[_LAST_DECREASE])
+            if not first and (
+                calls < MIN_CALLS_TO_JUDGE
+                or throttles < MIN_THROTTLES_TO_JUDGE
+            ):
+                return  # too little seen since the last decision
             state[_LAST_DECREASE] = now
-            if _background(state):
+            state[_SINCE_CALLS] = state[_SINCE_THROTTLES] = 0.0
+            share = min(1.0, throttles / max(calls, 1.0))
+            if _background(state, share):
                 return
             rate = state[_RATE]
             if math.isinf(rate):
@@ -174,9 +194,14 @@ class RateGovernor:
             lowered = rate * DECREASE_FACTOR
             if state[_ACCEPTED] > 0:
                 lowered = min(lowered, state[_ACCEPTED])
-            # Remembered to judge, at the next throttle, whether this
-            # decrease lowered the share of throttled calls.
-            state[_TRIGGER_SHARE] = _share(state)
+            # Remembered to judge, at the next decision, whether this
+            # decrease lowered the share of throttled calls. Not judged:
+            # the first decrease of a run, which acts on one throttle, and
+            # a decrease made before the first window measured the
+            # accepted rate (only x0.8 then, which a run far above a
+            # quota does not feel).
+            judged = not first and state[_ACCEPTED] > 0
+            state[_TRIGGER_SHARE] = share if judged else 0.0
             state[_TRIGGER_RATE] = state[_RATE]
             state[_RATE] = state[_LOWERED] = max(MIN_RATE, lowered)
             state[_LAST_RAISE] = now
@@ -187,7 +212,6 @@ class RateGovernor:
         if elapsed >= MEASURE_SECONDS:
             count, throttles = state[_WINDOW_COUNT], state[_WINDOW_THROTTLES]
             state[_MEASURED] = count / elapsed
-            state[_WINDOW_SHARE] = throttles / count if count else 0.0
             state[_ACCEPTED] = max(0.0, count - throttles) / elapsed
             state[_WINDOW_START] = now
             state[_WINDOW_COUNT] = state[_WINDOW_THROTTLES] = 0.0
@@ -200,9 +224,12 @@ class RateGovernor:
         if rate >= ceiling:
             return
         if state[_TRIGGER_SHARE] > 0:
-            if now - state[_LAST_DECREASE] < 2 * DECREASE_INTERVAL:
+            if (
+                state[_SINCE_CALLS] < MIN_CALLS_TO_JUDGE
+                or now - state[_LAST_DECREASE] < 2 * DECREASE_INTERVAL
+            ):
                 return  # a decrease awaits its judgement
-            state[_TRIGGER_SHARE] = 0.0  # no throttle since: it helped
+            state[_TRIGGER_SHARE] = 0.0  # no decision came: it helped
         elapsed = now - state[_LAST_RAISE]
         if elapsed < DECREASE_INTERVAL:
             return
@@ -214,24 +241,12 @@ class RateGovernor:
         state[_LAST_RAISE] = now
 
 
-def _share(state: MutableSequence[float]) -> float:
-    # The share of throttled calls over the last complete window, or 0
-    # (nothing to judge against) before a window of enough calls ended.
-    if state[_MEASURED] * MEASURE_SECONDS < MIN_CALLS_TO_JUDGE:
-        return 0.0
-    return state[_WINDOW_SHARE]
-
-
-def _background(state: MutableSequence[float]) -> bool:
-    # Whether the throttles since the last decision come from something
-    # else than this run's rate; the caller holds the lock. Undoes the
-    # last decrease when it did not lower the share of throttled calls.
-    calls, throttles = state[_SINCE_CALLS], state[_SINCE_THROTTLES]
-    state[_SINCE_CALLS] = state[_SINCE_THROTTLES] = 0.0
+def _background(state: MutableSequence[float], share: float) -> bool:
+    # Whether the throttles since the last decision, ``share`` of the
+    # calls, come from something else than this run's rate; the caller
+    # holds the lock. Undoes the last decrease when it did not lower the
+    # share of throttled calls.
     trigger, state[_TRIGGER_SHARE] = state[_TRIGGER_SHARE], 0.0
-    if calls < MIN_CALLS_TO_JUDGE:
-        return False
-    share = min(1.0, throttles / calls)
     if share <= state[_BACKGROUND] * BACKGROUND_MARGIN:
         return True
     # Judged only when the rate stayed where the decrease put it, so
@@ -240,6 +255,7 @@ def _background(state: MutableSequence[float]) -> bool:
         trigger > 0
         and state[_RATE] == state[_LOWERED]
         and share >= trigger * HELPED_RATIO
+        and share <= MAX_BACKGROUND_SHARE
     ):
         state[_BACKGROUND] = share
         state[_RATE] = state[_TRIGGER_RATE]
