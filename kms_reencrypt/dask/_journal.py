@@ -166,7 +166,11 @@ class PartitionJournal:
         return bool(self._done)
 
     def done_ids(self) -> Iterator[str]:
-        """Yield the id of every item an earlier attempt finished."""
+        """Yield the id of every item an earlier attempt finished.
+
+        Yields:
+            The ids, each once.
+        """
         yield from self._done
 
     def done(self, item_id: str) -> tuple[bytes, str | None] | None:

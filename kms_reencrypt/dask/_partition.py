@@ -90,7 +90,11 @@ class Fields:
     base64: bool = False
 
     def names(self) -> list[str]:
-        """Return the fields read, each once, in a stable order."""
+        """Return the fields read, each once, in a stable order.
+
+        Returns:
+            The field names.
+        """
         names = [self.id, self.ciphertext]
         names += [
             name
@@ -143,7 +147,12 @@ class OutputNames:
         return f"{self.prefix}error_message"
 
     def all(self) -> tuple[str, str, str, str, str]:
-        """Return every name, in the order of ``RowResult``."""
+        """Return every name, in the order of ``RowResult``.
+
+        Returns:
+            The names of the ciphertext, key id, status, error and error
+            message fields.
+        """
         return (
             self.ciphertext,
             self.key_id,

@@ -132,7 +132,11 @@ class TokenBucket:
             self._lowest = rate
 
     def address(self) -> str:
-        """Return the address of the worker this bucket lives on."""
+        """Return the address of the worker this bucket lives on.
+
+        Returns:
+            The worker's address, such as ``tcp://10.0.0.5:40123``.
+        """
         from distributed import get_worker
 
         address: str = get_worker().address
