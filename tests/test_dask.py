@@ -294,6 +294,36 @@ def test_a_bag_of_records_gets_the_added_fields(
         assert keys["destination"] == blob_key_id(blob)
 
 
+def test_a_dry_run_sends_nothing_and_fails_bad_rows(
+    cluster: Client,
+    local_kms: Any,
+    keys: dict[str, str],
+    settings: ClientSettings,
+) -> None:
+    """A dry run checks every row offline: dry-run or failed, and not
+    one request reaches KMS."""
+    blobs = _blobs(local_kms, keys["source"], 5)
+    data = _frame(blobs, 40, 2).compute()
+    data.loc[7, "blob"] = b""
+    before = _requests(local_kms)
+
+    result = rotate_dataframe(
+        dd.from_pandas(data, npartitions=2),
+        destination_key_id=keys["destination"],
+        id_column="id",
+        ciphertext_column="blob",
+        context_columns={"n": "n"},
+        client=settings,
+        dry_run=True,
+    ).compute()
+
+    assert before == _requests(local_kms)
+    assert {"dry-run": 39, "failed": 1} == dict(
+        Counter(result["rotation_status"])
+    )
+    assert "ParameterLengthError" == result.loc[7, "rotation_error"]
+
+
 def test_the_graph_carries_no_client_and_no_credentials(
     cluster: Client,
     local_kms: Any,

@@ -4,6 +4,7 @@ rotation, run in the process that builds the collections."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -392,8 +393,10 @@ def _job(
         rate=rate,
     )
     config = attrs.evolve(config, rate=None)
-    bucket = BucketRef("kms-reencrypt-dry-run", None)
-    if not dry_run:
+    if dry_run:
+        # Nothing to cap; the name still makes the graph's keys unique.
+        bucket = BucketRef(f"kms-reencrypt-dry-run-{uuid.uuid4().hex}", None)
+    else:
         bucket = start_bucket(rate)
 
     return PartitionJob(

@@ -252,7 +252,9 @@ def rotate_records(
             destination_key_id=job.destination_key_id,
             fingerprint=fingerprint,
         )
-    limiter = ClusterRateLimiter(job.bucket, expected=len(items))
+    limiter = None
+    if not job.dry_run:
+        limiter = ClusterRateLimiter(job.bucket, expected=len(items))
     results: list[RowResult | None] = [None] * len(items)
     cancelled = _cancellation_check()
     try:
@@ -268,7 +270,7 @@ def rotate_records(
             dry_run=job.dry_run,
             journal=journal,
             config=job.config,
-            rate_limiter=None if job.dry_run else limiter,
+            rate_limiter=limiter,
         )
         with rotation:
             checked = time.monotonic()
@@ -284,7 +286,8 @@ def rotate_records(
                         )
         log.debug("partition %d: %s", partition, rotation.report.to_dict())
     finally:
-        limiter.close()
+        if limiter is not None:
+            limiter.close()
         if journal is not None:
             journal.close()
 
