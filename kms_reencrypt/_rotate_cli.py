@@ -551,9 +551,9 @@ def _cannot_write(
     journal = _journal_path(args)
     if journal is not None:
         reason += (
-            f" Every item done is recorded in the journal {journal}; make "
-            "room or fix the file, then run the same command again to "
-            "finish."
+            f" Items the journal {journal} records as done stay done; "
+            "make room or fix the file, then run the same command again "
+            "to finish."
         )
     report = attrs.evolve(report, stopped_reason=reason)
 
