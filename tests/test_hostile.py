@@ -1160,7 +1160,7 @@ def test_any_command_line_exits_with_a_documented_status(
     aws_env: None,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    capsysbinary: pytest.CaptureFixture[bytes],
     data: st.DataObject,
 ) -> None:
     """``kms-reencrypt`` with random arguments: exit status 0-3, or
@@ -1173,14 +1173,14 @@ def test_any_command_line_exits_with_a_documented_status(
     (tmp_path / "blob.bin").write_bytes(world["blobs"][0])
     argv = _drawn("argv", lambda: _argv(world, local_kms), data)
     assume(not _runs_long(argv))
-    capsys.readouterr()
+    capsysbinary.readouterr()  # ``--output-format raw`` writes bytes
     before = local_kms.stats.total_requests
 
     try:
         status: object = main(argv)
     except SystemExit as exit_:
         status = exit_.code or 0  # argparse: 2, or 0 for --help
-    err = capsys.readouterr().err
+    err = capsysbinary.readouterr().err.decode("utf-8", "replace")
 
     event(f"status {status}")
     assert status in (0, 1, 2, 3)
