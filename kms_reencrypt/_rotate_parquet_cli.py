@@ -254,6 +254,8 @@ def _dask_client(args: argparse.Namespace) -> Iterator[Any]:
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            # Its HTTP server on loopback, on a free port.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
         ) as cluster,
         client_class(cluster) as client,
     ):

@@ -73,6 +73,8 @@ def cluster() -> Iterator[Client]:
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            # Its HTTP server on loopback, on a free port.
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
             env=WORKER_ENV,
         ) as local,
         Client(local) as client,

@@ -142,6 +142,8 @@ def cluster(workers: int) -> tuple[Any, Client]:
         threads_per_worker=1,
         processes=True,
         dashboard_address=None,
+        # Its HTTP server on loopback, on a free port.
+        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
     )
     return local, Client(local)
 
