@@ -56,11 +56,12 @@ def docs(session: nox.Session) -> None:
     myst-nb executes the notebooks in docs/notebooks on a fresh ipykernel
     against the local KMS; ipywidgets (the ``notebook`` extra) gives them
     the progress widget that Jupyter users see. pytest is there for the
-    API reference of the fixtures in kms_reencrypt.testing.
+    API reference of the fixtures in kms_reencrypt.testing, and the
+    ``dask`` extra for that of kms_reencrypt.dask.
     """
     session.install(
         "-e",
-        ".[local,notebook]",
+        ".[local,notebook,dask]",
         "sphinx",
         "myst-nb",
         "ipykernel",
