@@ -4,10 +4,20 @@ again while it does not.
 
 It is a reservation clock rather than a bucket of tokens: each call
 reserves the next free slot, ``1 / rate`` seconds after the previous
-one, and sleeps until that slot comes. One lock round trip per call, no
-background thread, and the same code serves threads (a ``threading``
-lock over a list) and processes (a ``multiprocessing`` lock over shared
-doubles).
+one, and sleeps until that slot comes. No background thread, and the
+same code serves threads (a ``threading`` lock over a list) and
+processes (a ``multiprocessing`` lock over shared doubles).
+
+Threads of one process take one lock round trip per call. Worker
+processes would pay much more for that: a cross-process lock wanted by
+every thread of every process at a thousand calls a second cost the
+two-process benchmark a fifth of its throughput. So each process has a
+front of its own (``_Front``) that goes to the shared state only now
+and then: while the run is uncapped it counts its calls locally and
+looks at the shared rate again after ``SYNC_SECONDS``; under a cap it
+reserves ``LEASE_SECONDS`` worth of consecutive slots at once and hands
+them to its threads. A throttle reaches the shared state at once, and
+the other processes follow it within ``SYNC_SECONDS`` or one lease.
 
 Adaptation is increase-slowly, decrease-quickly: a throttle multiplies
 the rate by ``DECREASE_FACTOR``, and lowers it further to the rate KMS
@@ -77,6 +87,15 @@ MIN_THROTTLES_TO_JUDGE = 5
 #: run is sending at least twice what KMS accepts.
 MAX_BACKGROUND_SHARE = 0.5
 
+#: How long a process may go on uncapped without looking at the shared
+#: rate again (only with worker processes).
+SYNC_SECONDS = 0.01
+#: How many seconds of consecutive slots a worker process reserves at
+#: once under a cap; at least one slot, at most ``MAX_LEASE``.
+LEASE_SECONDS = 0.005
+#: See ``LEASE_SECONDS``.
+MAX_LEASE = 64
+
 # Layout of the shared state.
 _RATE, _CEILING, _NEXT, _LAST_DECREASE, _LAST_RAISE = 0, 1, 2, 3, 4
 _WINDOW_START, _WINDOW_COUNT, _MEASURED = 5, 6, 7
@@ -123,6 +142,7 @@ class RateGovernor:
             self._state = initial
         self._clock = clock
         self._sleep = sleep
+        self._front = _Front() if shared else None
 
     def __getstate__(self) -> dict[str, Any]:
         # Only the shared form crosses a process boundary; the clock and
@@ -134,6 +154,7 @@ class RateGovernor:
         self._state = state["state"]
         self._clock = time.monotonic
         self._sleep = time.sleep
+        self._front = _Front()
 
     @property
     def rate(self) -> float | None:
@@ -149,16 +170,26 @@ class RateGovernor:
         Returns:
             The seconds spent waiting.
         """
-        with self._lock:
-            now = self._clock()
-            state = self._state
-            self._count(state, now)
-            self._raise(state, now)
-            rate = state[_RATE]
-            if math.isinf(rate):
-                return 0.0
-            slot = max(state[_NEXT], now - BURST_SECONDS)
-            state[_NEXT] = slot + 1.0 / rate
+        front = self._front
+        if front is None:
+            with self._lock:
+                now = self._clock()
+                slot = self._reserve(now, calls=1, front=None)
+        else:
+            with front.lock:
+                now = self._clock()
+                front.calls += 1
+                if now < front.uncapped_until:
+                    return 0.0
+                if front.left and front.next >= now - BURST_SECONDS:
+                    slot = front.next
+                    front.next += front.step
+                    front.left -= 1
+                else:
+                    with self._lock:
+                        slot = self._reserve(now, calls=0, front=front)
+        if slot is None:
+            return 0.0
         wait = slot - now
         if wait > 0:
             self._sleep(wait)
@@ -166,48 +197,92 @@ class RateGovernor:
 
         return 0.0
 
+    def _reserve(
+        self, now: float, *, calls: int, front: _Front | None
+    ) -> float | None:
+        # The caller holds the shared lock (and the front's lock). Counts
+        # the calls, raises the rate if due, and reserves a slot: the
+        # time to wait for, or None while uncapped. A front reserves a
+        # lease of slots and takes the first.
+        state = self._state
+        if front is not None:
+            calls, front.calls = front.calls, 0
+            front.left = 0
+        self._count(state, now, calls)
+        self._raise(state, now)
+        rate = state[_RATE]
+        if math.isinf(rate):
+            if front is not None:
+                front.uncapped_until = now + SYNC_SECONDS
+            return None
+        step = 1.0 / rate
+        slots = 1
+        if front is not None:
+            slots = max(1, min(MAX_LEASE, int(rate * LEASE_SECONDS)))
+        slot = max(state[_NEXT], now - BURST_SECONDS)
+        state[_NEXT] = slot + slots * step
+        if front is not None:
+            front.uncapped_until = -math.inf
+            front.next, front.left, front.step = slot + step, slots - 1, step
+        return slot
+
     def throttled(self) -> None:
         """Tell the governor that KMS answered ``ThrottlingException``."""
-        with self._lock:
+        front = self._front
+        if front is None:
+            with self._lock:
+                self._throttled(self._clock())
+            return
+        with front.lock:
+            # This process drops its lease and its uncapped spell, so
+            # that the next call takes the rate this throttle sets.
+            front.left = 0
+            front.uncapped_until = -math.inf
             now = self._clock()
-            state = self._state
-            state[_WINDOW_THROTTLES] += 1.0
-            state[_SINCE_THROTTLES] += 1.0
-            if now - state[_LAST_DECREASE] < DECREASE_INTERVAL:
-                return
-            calls, throttles = state[_SINCE_CALLS], state[_SINCE_THROTTLES]
-            first = math.isinf(state[_LAST_DECREASE])
-            if not first and (
-                calls < MIN_CALLS_TO_JUDGE
-                or throttles < MIN_THROTTLES_TO_JUDGE
-            ):
-                return  # too little seen since the last decision
-            state[_LAST_DECREASE] = now
-            state[_SINCE_CALLS] = state[_SINCE_THROTTLES] = 0.0
-            share = min(1.0, throttles / max(calls, 1.0))
-            if _background(state, share):
-                return
-            rate = state[_RATE]
-            if math.isinf(rate):
-                rate = state[_MEASURED] or _measured(state, now)
-                rate = rate if rate > 0 else 100.0
-            lowered = rate * DECREASE_FACTOR
-            if state[_ACCEPTED] > 0:
-                lowered = min(lowered, state[_ACCEPTED])
-            # Remembered to judge, at the next decision, whether this
-            # decrease lowered the share of throttled calls. Not judged:
-            # the first decrease of a run, which acts on one throttle, and
-            # a decrease made before the first window measured the
-            # accepted rate (only x0.8 then, which a run far above a
-            # quota does not feel).
-            judged = not first and state[_ACCEPTED] > 0
-            state[_TRIGGER_SHARE] = share if judged else 0.0
-            state[_TRIGGER_RATE] = state[_RATE]
-            state[_RATE] = state[_LOWERED] = max(MIN_RATE, lowered)
-            state[_LAST_RAISE] = now
+            with self._lock:
+                self._count(self._state, now, front.calls)
+                front.calls = 0
+                self._throttled(now)
+
+    def _throttled(self, now: float) -> None:
+        # The caller holds the shared lock.
+        state = self._state
+        state[_WINDOW_THROTTLES] += 1.0
+        state[_SINCE_THROTTLES] += 1.0
+        if now - state[_LAST_DECREASE] < DECREASE_INTERVAL:
+            return
+        calls, throttles = state[_SINCE_CALLS], state[_SINCE_THROTTLES]
+        first = math.isinf(state[_LAST_DECREASE])
+        if not first and (
+            calls < MIN_CALLS_TO_JUDGE or throttles < MIN_THROTTLES_TO_JUDGE
+        ):
+            return  # too little seen since the last decision
+        state[_LAST_DECREASE] = now
+        state[_SINCE_CALLS] = state[_SINCE_THROTTLES] = 0.0
+        share = min(1.0, throttles / max(calls, 1.0))
+        if _background(state, share):
+            return
+        rate = state[_RATE]
+        if math.isinf(rate):
+            rate = state[_MEASURED] or _measured(state, now)
+            rate = rate if rate > 0 else 100.0
+        lowered = rate * DECREASE_FACTOR
+        if state[_ACCEPTED] > 0:
+            lowered = min(lowered, state[_ACCEPTED])
+        # Remembered to judge, at the next decision, whether this
+        # decrease lowered the share of throttled calls. Not judged:
+        # the first decrease of a run, which acts on one throttle, and
+        # a decrease made before the first window measured the
+        # accepted rate (only x0.8 then, which a run far above a
+        # quota does not feel).
+        judged = not first and state[_ACCEPTED] > 0
+        state[_TRIGGER_SHARE] = share if judged else 0.0
+        state[_TRIGGER_RATE] = state[_RATE]
+        state[_RATE] = state[_LOWERED] = max(MIN_RATE, lowered)
+        state[_LAST_RAISE] = now
 
     @staticmethod
-    def _count(state: MutableSequence[float], now: float) -> None:
+    def _count(state: MutableSequence[float], now: float, calls: int) -> None:
         elapsed = now - state[_WINDOW_START]
         if elapsed >= MEASURE_SECONDS:
             count, throttles = state[_WINDOW_COUNT], state[_WINDOW_THROTTLES]
@@ -215,8 +290,8 @@ class RateGovernor:
             state[_ACCEPTED] = max(0.0, count - throttles) / elapsed
             state[_WINDOW_START] = now
             state[_WINDOW_COUNT] = state[_WINDOW_THROTTLES] = 0.0
-        state[_WINDOW_COUNT] += 1.0
-        state[_SINCE_CALLS] += 1.0
+        state[_WINDOW_COUNT] += calls
+        state[_SINCE_CALLS] += calls
 
     @staticmethod
     def _raise(state: MutableSequence[float], now: float) -> None:
@@ -239,6 +314,24 @@ class RateGovernor:
             raised = math.inf
         state[_RATE] = min(ceiling, raised)
         state[_LAST_RAISE] = now
+
+
+class _Front:
+    """One process's front to a shared governor; see the module's
+    docstring. Its lock is taken before the shared one, never after."""
+
+    __slots__ = ("calls", "left", "lock", "next", "step", "uncapped_until")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        #: Calls made since the shared state last counted them.
+        self.calls = 0
+        #: Until then, the run is taken to be uncapped.
+        self.uncapped_until = -math.inf
+        #: The lease: the next slot, how many are left, their spacing.
+        self.next = 0.0
+        self.left = 0
+        self.step = 0.0
 
 
 def _background(state: MutableSequence[float], share: float) -> bool:

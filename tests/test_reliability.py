@@ -71,6 +71,7 @@ def _simulate_governor(
     cap: float | None = 400,
     call: float = 0.0001,
     slow: tuple[float, float] = (0.0, 0.0),
+    shared: bool = False,
 ) -> tuple[float | None, int]:
     # 30 s of calls on a fake clock; a call takes ``call`` seconds, or
     # 50 ms while the client is slow (a starved CPU).
@@ -79,7 +80,9 @@ def _simulate_governor(
     def sleep(seconds: float) -> None:
         now[0] += seconds
 
-    governor = RateGovernor(cap, clock=lambda: now[0], sleep=sleep)
+    governor = RateGovernor(
+        cap, shared=shared, clock=lambda: now[0], sleep=sleep
+    )
     draws = random.Random(5)
     accepted = 0
     while now[0] < 30.0:
@@ -92,20 +95,26 @@ def _simulate_governor(
     return governor.rate, accepted
 
 
-def test_the_governor_keeps_its_rate_under_throttles_it_does_not_cause() -> (
-    None
-):
+@pytest.mark.parametrize("shared", [False, True], ids=["threads", "shared"])
+def test_the_governor_keeps_its_rate_under_throttles_it_does_not_cause(
+    shared: bool,
+) -> None:
     """20 % of calls throttled whatever the rate: lowering the rate does
     not lower that share, so the governor keeps the cap instead of
     sinking to its floor of 2 calls a second."""
-    rate, accepted = _simulate_governor(lambda draws, _: draws.random() < 0.2)
+    rate, accepted = _simulate_governor(
+        lambda draws, _: draws.random() < 0.2, shared=shared
+    )
 
     assert rate is not None
     assert rate >= 300
     assert accepted > 30 * 200
 
 
-def test_the_governor_recovers_after_the_client_was_slow() -> None:
+@pytest.mark.parametrize("shared", [False, True], ids=["threads", "shared"])
+def test_the_governor_recovers_after_the_client_was_slow(
+    shared: bool,
+) -> None:
     """The same 20 %, no cap, a client that manages 800 calls a second
     but crawls at 20 for three seconds: the governor must not read the
     slump as KMS's limit and stay down there."""
@@ -114,14 +123,18 @@ def test_the_governor_recovers_after_the_client_was_slow() -> None:
         cap=None,
         call=1 / 800,
         slow=(10.0, 13.0),
+        shared=shared,
     )
 
     assert rate is None or rate >= 600
     assert accepted > 27 * 500
 
 
+@pytest.mark.parametrize("shared", [False, True], ids=["threads", "shared"])
 @pytest.mark.parametrize("noise", [0.0, 0.05])
-def test_the_governor_still_comes_down_to_a_quota(noise: float) -> None:
+def test_the_governor_still_comes_down_to_a_quota(
+    noise: float, shared: bool
+) -> None:
     """A quota of 100 calls a second (a token bucket), alone or with 5 %
     of calls throttled at random on top: the governor lowers the cap of
     400 to about the quota, and stays near it."""
@@ -138,7 +151,7 @@ def test_the_governor_still_comes_down_to_a_quota(noise: float) -> None:
             return False
         return True
 
-    rate, accepted = _simulate_governor(quota)
+    rate, accepted = _simulate_governor(quota, shared=shared)
 
     assert rate is not None
     assert rate < 200
