@@ -21,7 +21,11 @@ from kms_reencrypt import (
     rotate_iter,
 )
 from kms_reencrypt._journal import Journal
-from kms_reencrypt._ratelimit import RateGovernor
+from kms_reencrypt._ratelimit import (
+    BURST_SECONDS,
+    SYNC_SECONDS,
+    RateGovernor,
+)
 from kms_reencrypt._rotate import _SeenIds
 from kms_reencrypt.local import Faults
 
@@ -399,6 +403,75 @@ def test_the_governor_slows_on_throttles_and_recovers() -> None:
     assert 100 == governor.rate
 
 
+def _second_process(
+    governor: RateGovernor, clock: Any, sleep: Any
+) -> RateGovernor:
+    """The governor as a worker process gets it: the same shared state
+    behind a front of its own (here in this process, on the fake
+    clock)."""
+    other = RateGovernor.__new__(RateGovernor)
+    other.__setstate__(governor.__getstate__())
+    other._clock = clock
+    other._sleep = sleep
+    return other
+
+
+@pytest.mark.parametrize("rate", [100.0, 4000.0])
+def test_two_processes_share_the_cap(rate: float) -> None:
+    """Two process fronts on one shared state, taking turns: together
+    they get ``rate`` slots a second, at 100 a second one slot at a time
+    and at 4,000 in leases of 20."""
+    now = [0.0]
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    first = RateGovernor(rate, shared=True, clock=lambda: now[0], sleep=sleep)
+    second = _second_process(first, lambda: now[0], sleep)
+    for n in range(int(2 * rate)):
+        (first if n % 2 else second).acquire()
+
+    assert 1.95 <= now[0] <= 2.0
+
+
+def test_a_throttle_reaches_the_other_process_within_a_sync() -> None:
+    """Uncapped, a front goes to the shared state only every
+    SYNC_SECONDS; a throttle in another process lowers the rate from
+    what both measured, and the first front follows at its next look."""
+    now = [0.0]
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    first = RateGovernor(None, shared=True, clock=lambda: now[0])
+    first._sleep = sleep
+    second = _second_process(first, lambda: now[0], sleep)
+    for _ in range(2000):  # a second at 1,000 calls a second each
+        now[0] += 0.001
+        first.acquire()
+        second.acquire()
+    assert [] == sleeps
+
+    second.throttled()
+    lowered = first.rate
+    first.acquire()  # within its uncapped spell: still free
+    assert [] == sleeps
+    now[0] += SYNC_SECONDS
+    start = now[0]
+    for _ in range(500):  # under DECREASE_INTERVAL: no raise yet
+        first.acquire()
+        now[0] += sum(sleeps)
+        sleeps.clear()
+
+    assert lowered is not None
+    assert 1200 <= lowered <= 1700  # 0.8 of the 2,000 a second measured
+    # The slots came at the lowered rate, less the burst allowance.
+    assert now[0] - start == pytest.approx(
+        499 / lowered - BURST_SECONDS, abs=0.002
+    )
+
+
 def test_only_reencrypt_is_ever_called(
     local_kms: Any, keys: dict[str, str]
 ) -> None:
@@ -516,6 +589,33 @@ def test_a_client_object_cannot_go_to_worker_processes(
             destination_key_id=keys["destination"],
             client=local_kms.client(),
             processes=2,
+        )
+
+
+def test_an_interrupt_in_a_worker_thread_reaches_the_caller(
+    local_kms: Any, keys: dict[str, str]
+) -> None:
+    """A KeyboardInterrupt raised on a worker thread (not an item's
+    failure) is raised where the run is consumed, instead of losing the
+    item and leaving the run waiting for it."""
+    items = _items(local_kms, keys["source"], 30)
+
+    class Interrupting(kms_reencrypt.ReEncryptClient):
+        calls = 0
+
+        def send(self, request: dict[str, Any]) -> Any:
+            Interrupting.calls += 1
+            if Interrupting.calls == 10:
+                raise KeyboardInterrupt
+            return super().send(request)
+
+    client = Interrupting(local_kms.kms_client(config=NO_RETRIES))
+    with pytest.raises(KeyboardInterrupt):
+        rotate(
+            items,
+            destination_key_id=keys["destination"],
+            client=client,
+            workers=4,
         )
 
 
