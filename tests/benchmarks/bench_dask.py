@@ -24,12 +24,10 @@ Not collected by pytest (no ``test_`` prefix).
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +37,7 @@ import dask.dataframe as dd
 import pandas as pd
 import pyarrow as pa
 from distributed import Client, LocalCluster
+from fake_kms import measure_cap  # this directory, first on sys.path
 
 import kms_reencrypt
 from kms_reencrypt.dask import rotate_dataframe
@@ -68,16 +67,6 @@ def start_server(max_rps: float | None = None) -> tuple[Any, int]:
     server = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert server.stdout is not None
     return server, int(server.stdout.readline())
-
-
-def server_stats(port: int) -> dict[str, int]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", "/stats")
-        counts: dict[str, int] = json.loads(connection.getresponse().read())
-    finally:
-        connection.close()
-    return counts
 
 
 def settings(port: int) -> kms_reencrypt.ClientSettings:
@@ -194,51 +183,21 @@ def throughput(port: int) -> dict[str, Any]:
 
 def cap_accuracy() -> dict[str, Any]:
     server, port = start_server(max_rps=CAP)
-    samples: list[tuple[float, int, int]] = []
-    running = threading.Event()
-    running.set()
-
-    def sample() -> None:
-        while running.is_set():
-            counts = server_stats(port)
-            samples.append(
-                (time.monotonic(), counts["admitted"], counts["throttled"])
-            )
-            time.sleep(0.05)
-
     local, client = cluster(2)
     try:
         with client.as_current():
             dask_run(port, 200, 2, rate=CAP)  # warm up at the cap
             time.sleep(1.0)
-            base = server_stats(port)
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            dask_run(port, int(CAP * CAP_SECONDS), 8, rate=CAP)
-            running.clear()
-            sampler.join()
+            figures = measure_cap(
+                port,
+                CAP,
+                lambda: dask_run(port, int(CAP * CAP_SECONDS), 8, rate=CAP),
+            )
     finally:
         client.close()
         local.close()
         server.kill()
-
-    active = [s for s in samples if s[1] > base["admitted"]]
-    first, last = active[0], active[-1]
-    steady = [s for s in active if first[0] + 1 <= s[0] <= last[0] - 1]
-    admitted = (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
-    whole = (last[1] - first[1]) / (last[0] - first[0])
-    calls = last[1] + last[2] - base["admitted"] - base["throttled"]
-    throttled = last[2] - base["throttled"]
-    return {
-        "cap_per_s": CAP,
-        "workers": 2,
-        "admitted_per_s_steady": round(admitted, 1),
-        "ratio_to_cap_steady": round(admitted / CAP, 3),
-        "admitted_per_s_whole_run": round(whole, 1),
-        "ratio_to_cap_whole_run": round(whole / CAP, 3),
-        "throttled_fraction": round(throttled / calls, 4) if calls else 0.0,
-        "calls": calls,
-    }
+    return {"workers": 2, **figures}
 
 
 def main() -> None:

@@ -8,9 +8,13 @@ injected latency):
 
 * engine threads vs the best hand-tuned ThreadPoolExecutor over raw
   botocore (one process), two worker processes vs the same, and threads
-  and the best engine configuration vs a sequential boto3 loop;
-* with ``rate=R`` against a server that throttles above R: the accepted
-  rate against R and the fraction of calls throttled;
+  and the best engine configuration vs a sequential boto3 loop, each
+  set-up tuned over its thread count and taken at its best of
+  interleaved rounds (``throughput`` says why);
+* with ``rate=R`` against a server that throttles above R (300 with
+  threads, 1,000 with two worker processes): the rate the server
+  admitted against R, over the steady part of the run and over all of
+  it, and the fraction of calls throttled;
 * peak RSS of rotating 1,000,000 items from a generator minus that of
   10,000, each in a fresh subprocess. To fit the time budget these two
   runs replace the network with an in-process client that answers at
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from botocore.config import Config
+from fake_kms import measure_cap  # this directory, first on sys.path
 
 import kms_reencrypt
 from kms_reencrypt._session import isolated_kms_client
@@ -42,6 +47,7 @@ DESTINATION = "1234abcd-12ab-34cd-56ef-1234567890ab"
 BLOB = b"\x01\x02\x02\x00" + bytes(150)
 LATENCY = 0.01
 REGION = "us-east-1"
+ROUNDS = 3
 
 
 def start_server(max_rps: float | None = None) -> tuple[Any, str]:
@@ -116,6 +122,32 @@ def engine(
     )
 
 
+def rate_cap(cap: float, *, processes: int) -> dict[str, Any]:
+    """``rate=cap`` for 10 seconds against a server that throttles above
+    ``cap``: the rate it admitted, counted by the server, against the
+    cap."""
+    server, endpoint = start_server(max_rps=cap)
+    port = int(endpoint.rsplit(":", 1)[1])
+    reports: list[kms_reencrypt.RotationReport] = []
+    try:
+        figures = measure_cap(
+            port,
+            cap,
+            lambda: reports.append(
+                engine(
+                    endpoint,
+                    int(cap * 10),
+                    workers=32,
+                    processes=processes,
+                    rate=cap,
+                )
+            ),
+        )
+    finally:
+        server.kill()
+    return {"processes": processes, "ok": reports[0].ok, **figures}
+
+
 def engine_rate(report: kms_reencrypt.RotationReport) -> float:
     return report.ok / report.elapsed
 
@@ -148,59 +180,82 @@ def memory(count: int) -> int:
     return int(json.loads(out.splitlines()[-1])["maxrss_kb"])
 
 
+def throughput(endpoint: str) -> dict[str, Any]:
+    """The throughput figures, best of interleaved rounds.
+
+    This machine's speed wanders by a fifth from second to second, so
+    one run of each set-up in turn would compare their luck. The first
+    round tries every thread count of every set-up; the later ones run
+    each set-up with its best thread count so far; every figure is the
+    best a set-up reached in any round, as ``timeit`` takes the best of
+    its repeats.
+    """
+    setups: dict[str, tuple[tuple[int, ...], Any]] = {
+        "sequential": ((1,), lambda w: sequential_boto3(endpoint, 300)),
+        "thread_pool": (
+            (16, 32, 64),
+            lambda w: thread_pool(endpoint, 3000, w),
+        ),
+        "engine_threads": (
+            (16, 32, 64),
+            lambda w: engine_rate(engine(endpoint, 3000, workers=w)),
+        ),
+        # The elapsed time includes spawning both processes and their
+        # imports; 15,000 items make that a few percent.
+        "engine_2_processes": (
+            (8, 16, 32),
+            lambda w: engine_rate(
+                engine(endpoint, 15_000, workers=w, processes=2)
+            ),
+        ),
+    }
+    best: dict[str, dict[int, float]] = {name: {} for name in setups}
+    for round_ in range(ROUNDS):
+        for name, (counts, run) in setups.items():
+            if round_:
+                counts = (max(best[name], key=best[name].__getitem__),)
+            for workers in counts:
+                rate = run(workers)
+                best[name][workers] = max(best[name].get(workers, 0), rate)
+
+    top = {name: max(rates.values()) for name, rates in best.items()}
+    figures: dict[str, Any] = {"rounds": ROUNDS}
+    for name, rates in best.items():
+        figures[f"{name}_per_s"] = (
+            round(top[name])
+            if name == "sequential"
+            else {str(w): round(r) for w, r in sorted(rates.items())}
+        )
+    pool = top["thread_pool"]
+    engine_best = max(top["engine_threads"], top["engine_2_processes"])
+    figures["ratio_threads_vs_thread_pool"] = round(
+        top["engine_threads"] / pool, 3
+    )
+    figures["ratio_2_processes_vs_thread_pool"] = round(
+        top["engine_2_processes"] / pool, 3
+    )
+    figures["ratio_threads_vs_sequential"] = round(
+        top["engine_threads"] / top["sequential"], 1
+    )
+    figures["ratio_best_engine_vs_sequential"] = round(
+        engine_best / top["sequential"], 1
+    )
+    return figures
+
+
 def main() -> None:
     started = time.perf_counter()
     results: dict[str, Any] = {"cpus": os.cpu_count(), "latency_s": LATENCY}
 
     server, endpoint = start_server()
     try:
-        results["sequential_per_s"] = round(sequential_boto3(endpoint, 300))
-        pools = {w: thread_pool(endpoint, 3000, w) for w in (16, 32, 64)}
-        best_workers = max(pools, key=pools.__getitem__)
-        results["thread_pool_per_s"] = {
-            str(w): round(r) for w, r in pools.items()
-        }
-        threads = max(
-            engine_rate(engine(endpoint, 3000, workers=w))
-            for w in (16, best_workers)
-        )
-        results["engine_threads_per_s"] = round(threads)
-        # Threads per process tuned as the thread pool's were. The
-        # elapsed time includes spawning both processes and their
-        # imports; 15,000 items make that a few percent.
-        two_by_workers = {
-            w: engine_rate(engine(endpoint, 15_000, workers=w, processes=2))
-            for w in (8, 16, 32)
-        }
-        two = max(two_by_workers.values())
-        results["engine_2_processes_per_s"] = {
-            str(w): round(r) for w, r in two_by_workers.items()
-        }
+        results.update(throughput(endpoint))
     finally:
         server.kill()
-    best_pool = max(pools.values())
-    results["ratio_threads_vs_thread_pool"] = round(threads / best_pool, 3)
-    results["ratio_2_processes_vs_thread_pool"] = round(two / best_pool, 3)
-    results["ratio_threads_vs_sequential"] = round(
-        threads / results["sequential_per_s"], 1
-    )
-    results["ratio_best_engine_vs_sequential"] = round(
-        max(threads, two) / results["sequential_per_s"], 1
-    )
 
-    cap = 300.0
-    server, endpoint = start_server(max_rps=cap)
-    try:
-        capped = engine(endpoint, 3000, workers=32, rate=cap)
-    finally:
-        server.kill()
-    accepted = (capped.calls - capped.throttles) / capped.elapsed
     results["rate_cap"] = {
-        "cap_per_s": cap,
-        "accepted_per_s": round(accepted, 1),
-        "ratio_to_cap": round(accepted / cap, 3),
-        "throttled_fraction": round(capped.throttles / capped.calls, 4),
-        "ok": capped.ok,
+        "threads": rate_cap(300.0, processes=1),
+        "2_processes": rate_cap(1000.0, processes=2),
     }
 
     small, large = memory(10_000), memory(1_000_000)

@@ -18,11 +18,14 @@ from __future__ import annotations
 
 import argparse
 import base64
+import http.client
 import json
 import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
+from typing import Any
 
 _OK_BODY = json.dumps(
     {
@@ -123,6 +126,64 @@ def _stats(bucket: Bucket) -> bytes:
     with bucket.lock:
         counts = {"admitted": bucket.admitted, "throttled": bucket.throttled}
     return _response(b"200 OK", json.dumps(counts).encode())
+
+
+def server_stats(port: int) -> dict[str, int]:
+    """The calls admitted and throttled so far by the server on
+    ``port``."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", "/stats")
+        counts: dict[str, int] = json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
+    return counts
+
+
+def measure_cap(
+    port: int, cap: float, run: Callable[[], Any]
+) -> dict[str, Any]:
+    """Call ``run()`` while sampling the server's counts every 50 ms;
+    return the admitted rate against ``cap``, over the steady part of the
+    run (its first and last second left out, which hold the start-up of
+    workers and the tail of the last items) and over the whole of it,
+    and the share of calls throttled."""
+    samples: list[tuple[float, int, int]] = []
+    running = threading.Event()
+    running.set()
+
+    def sample() -> None:
+        while running.is_set():
+            counts = server_stats(port)
+            samples.append(
+                (time.monotonic(), counts["admitted"], counts["throttled"])
+            )
+            time.sleep(0.05)
+
+    base = server_stats(port)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        run()
+    finally:
+        running.clear()
+        sampler.join()
+    active = [s for s in samples if s[1] > base["admitted"]]
+    first, last = active[0], active[-1]
+    steady = [s for s in active if first[0] + 1 <= s[0] <= last[0] - 1]
+    admitted = (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0])
+    whole = (last[1] - first[1]) / (last[0] - first[0])
+    calls = last[1] + last[2] - base["admitted"] - base["throttled"]
+    throttled = last[2] - base["throttled"]
+    return {
+        "cap_per_s": cap,
+        "admitted_per_s_steady": round(admitted, 1),
+        "ratio_to_cap_steady": round(admitted / cap, 3),
+        "admitted_per_s_whole_run": round(whole, 1),
+        "ratio_to_cap_whole_run": round(whole / cap, 3),
+        "throttled_fraction": round(throttled / calls, 4) if calls else 0.0,
+        "calls": calls,
+    }
 
 
 def main() -> None:
