@@ -1500,3 +1500,119 @@ def test_contradictory_or_bad_re_encrypt_options_are_usage_errors(
     assert 2 == status
     assert "usage: kms-reencrypt re-encrypt" in err
     assert before == local_kms.stats.total_requests
+
+
+def _usage_error(argv: list[str], capsys: Any) -> tuple[int, str]:
+    capsys.readouterr()
+    try:
+        status = main(argv)
+    except SystemExit as exit_:
+        status = int(exit_.code or 0)
+    return status, capsys.readouterr().err
+
+
+MISSING: list[list[str]] = [
+    [],
+    ["rotate"],
+    ["rotate", "--input", "in.jsonl", "--output", "out.jsonl"],
+    ["re-encrypt", "--ciphertext-b64", "{blob}"],
+    ["re-encrypt", "--to", "{destination}"],
+    ["rotate-parquet", "--to", "{destination}"],
+    ["rotate-parquet", "--input", "in", "--output", "out"],
+    [
+        "rotate-parquet",
+        "--to",
+        "{destination}",
+        "--input",
+        "in",
+        "--output",
+        "out",
+        "--column",
+        "blob",
+    ],
+]
+
+
+@pytest.mark.parametrize(
+    "argv", MISSING, ids=lambda a: " ".join(a[:1] + a[1::2]) or "nothing"
+)
+def test_missing_options_are_usage_errors(
+    local_kms: Any,
+    world: dict[str, Any],
+    aws_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+) -> None:
+    """No sub-command, no destination, no ciphertext, no column: status 2
+    with the usage line, nothing sent and no file written."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    _input_file(world, tmp_path / "in.jsonl")
+    (tmp_path / "in").mkdir()
+    names = {
+        "{destination}": world["destination"],
+        "{blob}": _b64(world["blobs"][0]),
+    }
+    before = local_kms.stats.total_requests
+
+    status, err = _usage_error([names.get(a, a) for a in argv], capsys)
+
+    assert 2 == status
+    assert "usage: kms-reencrypt" in err
+    assert "error:" in err
+    assert before == local_kms.stats.total_requests
+    assert {"in", "in.jsonl"} == {p.name for p in tmp_path.iterdir()}
+
+
+PARQUET_MISUSE: list[list[str]] = [
+    ["--local", "--endpoint-url", "{endpoint}"],
+    ["--local", "--dask-scheduler", "tcp://127.0.0.1:1"],
+    ["--dry-run", "--journal-dir", "j"],
+    ["--output", "in"],
+    ["--input", "missing"],
+    ["--context-field", "a=b", "--context-column", "c"],
+    ["--context-field", "no-column"],
+    ["--destination-context", '{"a": "\\udfff"}'],
+    ["--destination-context", '{"a": "b"}', "--no-destination-context"],
+    ["--max-failures", "2.5"],
+    ["--workers", "0"],
+    ["--rate", "nan"],
+    ["--to", "not a key"],
+]
+
+
+@pytest.mark.parametrize("misuse", PARQUET_MISUSE, ids=" ".join)
+def test_contradictory_or_bad_rotate_parquet_options_are_usage_errors(
+    local_kms: Any,
+    world: dict[str, Any],
+    aws_env: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    misuse: list[str],
+) -> None:
+    """The same for ``rotate-parquet``, refused before a Dask cluster is
+    started: no output, journal or report directory appears."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "keep.parquet").write_bytes(b"not parquet")
+    names = {"{endpoint}": local_kms.endpoint_url}
+    extra = [names.get(part, part) for part in misuse]
+    argv = ["rotate-parquet", "--to", world["destination"], "--input", "in"]
+    argv += ["--column", "blob", "--id-column", "id"]
+    argv += ["--output", "out"] if "--output" not in extra else []
+    argv += ["--report", "r.json"]
+    if "--local" not in extra and "--endpoint-url" not in extra:
+        argv += ["--endpoint-url", local_kms.endpoint_url]
+    before = local_kms.stats.total_requests
+
+    status, err = _usage_error([*argv, *extra], capsys)
+
+    assert 2 == status
+    assert "usage: kms-reencrypt rotate-parquet" in err
+    assert "error:" in err
+    assert before == local_kms.stats.total_requests
+    assert {"in"} == {p.name for p in tmp_path.iterdir()}
+    assert ["keep.parquet"] == [p.name for p in (tmp_path / "in").iterdir()]

@@ -574,15 +574,26 @@ def test_local_kms_stopped_and_restarted_mid_run(rotation: _Rotation) -> None:
 
 @pytest.mark.slow
 def test_sigkill_at_random_points_then_resume(rotation: _Rotation) -> None:
-    """The rotating process is killed with SIGKILL five times at random
-    moments (start-up, repair, mid-write) and started again each time;
-    the journal is intact after every kill and the last run finishes."""
+    """The rotating process is killed with SIGKILL five times and started
+    again each time; the journal is intact after every kill and the last
+    run finishes. Kills 1, 3 and 5 come 0.3 to 2.5 s after the start
+    (start-up, repair or mid-write, as it falls); kills 2 and 4 come 0 to
+    1 s after that run has rotated an item, so that at least two always
+    land mid-rotation, however slow the start-up."""
     seed = random.randrange(2**32)
     draws = random.Random(seed)
     delays, done, torn = [], [], 0
-    for _ in range(5):
+    for kill in range(5):
+        before = rotation.check_journal() if rotation.journal.exists() else 0
         process = rotation.spawn()
-        delay = round(draws.uniform(0.3, 2.5), 2)
+        mid_run = kill % 2 == 1
+        if mid_run:
+            # The watcher counts the ok lines of the current output; the
+            # old lines are all in the journal, so one more is progress.
+            rotation.wait_for_lines(before + 1, process)
+            delay = round(draws.uniform(0.0, 1.0), 2)
+        else:
+            delay = round(draws.uniform(0.3, 2.5), 2)
         delays.append(delay)
         try:
             process.wait(delay)
@@ -593,8 +604,11 @@ def test_sigkill_at_random_points_then_resume(rotation: _Rotation) -> None:
         if rotation.output.is_file():
             data = rotation.output.read_bytes()
             torn += bool(data) and not data.endswith(b"\n")
-        if rotation.journal.exists():
-            done.append(rotation.check_journal())
+        done.append(
+            rotation.check_journal() if rotation.journal.exists() else 0
+        )
+        if mid_run:
+            assert done[-1] > before, (seed, delays, done)
 
     last = rotation.run()
 
