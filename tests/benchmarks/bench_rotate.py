@@ -65,12 +65,14 @@ def start_server(max_rps: float | None = None) -> tuple[Any, str]:
     return server, f"http://127.0.0.1:{port}"
 
 
-def raw_client(endpoint: str, pool: int) -> Any:
+def raw_client(endpoint: str, pool: int, *, validate: bool = True) -> Any:
     return isolated_kms_client(
         endpoint_url=endpoint,
         region_name=REGION,
         config=Config(
-            retries={"total_max_attempts": 1}, max_pool_connections=pool
+            retries={"total_max_attempts": 1},
+            max_pool_connections=pool,
+            parameter_validation=validate,
         ),
     )
 
@@ -84,7 +86,9 @@ def sequential_boto3(endpoint: str, count: int) -> float:
 
 
 def thread_pool(endpoint: str, count: int, workers: int) -> float:
-    kms = raw_client(endpoint, workers)
+    # Hand-tuned: botocore's parameter validation off, as in the engine's
+    # own clients, so that the engine gains nothing from skipping it.
+    kms = raw_client(endpoint, workers, validate=False)
 
     def one(_: int) -> None:
         kms.re_encrypt(CiphertextBlob=BLOB, DestinationKeyId=DESTINATION)
