@@ -47,6 +47,9 @@ __all__ = ["add_arguments", "run"]
 _FINGERPRINT_BYTES = 65536
 #: Failed input line numbers listed in the summary on standard error.
 _LINES_SHOWN = 20
+# Ctrl-C: the stop code in the report, and the shell's status for SIGINT.
+_INTERRUPTED = "KeyboardInterrupt"
+_EXIT_INTERRUPTED = 130
 
 
 def add_destination_argument(parser: argparse.ArgumentParser) -> None:
@@ -346,6 +349,24 @@ def _check_files(args: argparse.Namespace) -> None:
                 "exist or cannot be written.",
                 option=option,
             )
+    if args.dry_run and args.output != "-":
+        _check_dry_run_output(args.output)
+
+
+def _check_dry_run_output(path: str) -> None:
+    # A dry run writes its lines to a new file. An output that already
+    # holds lines may hold the only copy of new ciphertexts from an
+    # earlier run (its journal too, if it has one): never truncate it.
+    journal = f"{path}.journal"
+    if os.path.exists(journal) or (
+        os.path.isfile(path) and os.path.getsize(path) > 0
+    ):
+        raise ConfigurationError(
+            f"--output {path!r} already holds a rotation's output (or "
+            f"{journal!r} exists), which a dry run would overwrite; give "
+            "the dry run a new file or '-'.",
+            option="--output",
+        )
 
 
 def _same_file(first: str, second: str) -> bool:
@@ -430,7 +451,8 @@ def run(args: argparse.Namespace) -> int:
 
     Returns:
         0 when every item is ok, 1 when some failed, 3 when the run
-        stopped early.
+        stopped early, 130 when it was interrupted (Ctrl-C); the summary
+        and ``--report`` are written in every case.
 
     Raises:
         ConfigurationError: Contradictory options or a journal made for
@@ -467,7 +489,7 @@ def run(args: argparse.Namespace) -> int:
             stream.write("\n")
 
     if stopped is not None:
-        return 3
+        return _EXIT_INTERRUPTED if stopped.code == _INTERRUPTED else 3
     return 1 if report.failed else 0
 
 
@@ -525,6 +547,7 @@ def _rotate(
     )
     stopped = None
     write_error = None
+    interrupted = False
     with rotation:
         try:
             for outcome in rotation:
@@ -538,10 +561,33 @@ def _rotate(
             # The output file or the journal could not be written. Each
             # item is committed in the journal, or not done at all.
             write_error = error
+        except KeyboardInterrupt:
+            # Leaving the block waits for the calls in flight, whose
+            # outcomes the journal commits; then the summary says so.
+            interrupted = True
     if write_error is not None:
         return _cannot_write(write_error, rotation.report, args)
+    if interrupted:
+        return _interrupted(rotation.report, args)
 
     return rotation.report, stopped
+
+
+def _interrupted(
+    report: RotationReport, args: argparse.Namespace
+) -> tuple[RotationReport, RotationStoppedError]:
+    reason = "interrupted (Ctrl-C or SIGINT)."
+    journal = _journal_path(args)
+    if journal is not None:
+        reason += (
+            f" Items the journal {journal} records as done stay done; run "
+            "the same command again to finish."
+        )
+    report = attrs.evolve(report, stopped_reason=reason)
+
+    return report, RotationStoppedError(
+        reason, code=_INTERRUPTED, report=report
+    )
 
 
 def _cannot_write(

@@ -335,3 +335,165 @@ def test_re_encrypt_reads_a_raw_file_and_reports_kms_errors(
     )
 
     assert 1 == status
+
+
+def test_a_dry_run_never_overwrites_an_earlier_output(
+    local_kms: Any, keys: dict[str, str], aws_env: Any, tmp_path: Path
+) -> None:
+    """--dry-run with the --output of a finished run is a usage error:
+    the file may hold the only copy of new ciphertexts."""
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _write_input(local_kms, keys["source"], source, 5)
+    common = ["--input", str(source), "--output", str(output)]
+    assert 0 == _rotate(local_kms, "--to", keys["destination"], *common)
+    rotated = output.read_bytes()
+
+    status = _rotate(
+        local_kms, "--to", keys["destination"], *common, "--dry-run"
+    )
+
+    assert 2 == status
+    assert rotated == output.read_bytes()
+    # A new file, or standard output, is fine.
+    fresh = tmp_path / "dry.jsonl"
+    assert 0 == _rotate(
+        local_kms,
+        "--to",
+        keys["destination"],
+        "--input",
+        str(source),
+        "--output",
+        str(fresh),
+        "--dry-run",
+    )
+    assert {"dry-run"} == {line["status"] for line in _lines(fresh)}
+
+
+def test_ctrl_c_prints_the_summary_exits_130_and_the_rerun_finishes(
+    local_kms: Any, keys: dict[str, str], aws_env: Any, tmp_path: Path
+) -> None:
+    """SIGINT mid-run: the calls in flight finish into the journal, the
+    summary and the report say the run was interrupted, the status is
+    130, and the same command again rotates the rest exactly once."""
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    report = tmp_path / "report.json"
+    _write_input(local_kms, keys["source"], source, 300)
+    command = [
+        sys.executable,
+        "-m",
+        "kms_reencrypt",
+        "rotate",
+        "--to",
+        keys["destination"],
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--report",
+        str(report),
+        "--endpoint-url",
+        local_kms.endpoint_url,
+        "--rate",
+        "100",
+    ]
+    env = {**os.environ, **aws_env}
+
+    child = subprocess.Popen(
+        command, env=env, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if output.exists() and output.stat().st_size > 5_000:
+            break
+        time.sleep(0.02)
+    child.send_signal(signal.SIGINT)
+    _, stderr = child.communicate(timeout=30)
+
+    assert 130 == child.returncode, stderr
+    assert "stopped early: interrupted" in stderr
+    assert "run the same command again" in stderr
+    first = json.loads(report.read_text())
+    assert 0 < first["ok"] < 300
+    assert first["stopped_reason"].startswith("interrupted")
+    assert first["ok"] == len(_lines(output))
+
+    finished = subprocess.run(command, env=env, capture_output=True)
+
+    ids = [line["id"] for line in _lines(output)]
+    assert 0 == finished.returncode
+    assert sorted(f"row-{n}" for n in range(300)) == sorted(ids)
+
+
+def test_refused_items_cost_no_call_and_no_rate_slot(
+    local_kms: Any, keys: dict[str, str], aws_env: Any, tmp_path: Path
+) -> None:
+    """Lines refused before sending are failed outcomes that the summary
+    does not count as KMS calls (and the server never sees)."""
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    report = tmp_path / "report.json"
+    empty = base64.b64encode(b"").decode()
+    source.write_text(
+        "".join(
+            json.dumps({"id": f"r{n}", "ciphertext": empty}) + "\n"
+            for n in range(5)
+        )
+    )
+    before = local_kms.stats.requests.get("ReEncrypt", 0)
+
+    status = _rotate(
+        local_kms,
+        "--to",
+        keys["destination"],
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--report",
+        str(report),
+    )
+
+    assert 1 == status
+    assert 5 == json.loads(report.read_text())["failed"]
+    assert 0 == json.loads(report.read_text())["calls"]
+    assert before == local_kms.stats.requests.get("ReEncrypt", 0)
+
+
+def test_a_destination_arn_of_another_region_is_refused_up_front(
+    local_kms: Any, keys: dict[str, str], aws_env: Any, tmp_path: Path
+) -> None:
+    """A key ARN in another Region than the client's fails every item
+    alike, so it is a usage error before anything is read or sent."""
+    source, output = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    _write_input(local_kms, keys["source"], source, 3)
+    arn = f"arn:aws:kms:eu-west-1:111122223333:key/{keys['destination']}"
+    before = local_kms.stats.requests.get("ReEncrypt", 0)
+
+    status = _rotate(
+        local_kms, "--to", arn, "--input", str(source), "--output",
+        str(output),
+    )  # fmt: skip
+
+    assert 2 == status
+    assert not output.exists() or not output.read_text()
+    assert before == local_kms.stats.requests.get("ReEncrypt", 0)
+
+
+def test_a_missing_extra_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    """Without cryptography (the ``local`` extra), ``demo`` says what to
+    install and exits 2 instead of printing a traceback."""
+    blocker = (
+        "import sys; sys.modules['cryptography'] = None\n"
+        "from kms_reencrypt._cli import main\n"
+        "sys.exit(main(['demo']))\n"
+    )
+
+    finished = subprocess.run(
+        [sys.executable, "-c", blocker],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+
+    assert 2 == finished.returncode
+    assert "pip install 'kms_reencrypt[local]'" in finished.stderr
+    assert "Traceback" not in finished.stderr
