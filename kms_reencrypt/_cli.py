@@ -111,6 +111,17 @@ def _logging_to_stderr(verbose: int) -> Iterator[None]:
         ours.setLevel(levels[1])
 
 
+#: Top-level packages of the optional extras, by the extra that has them.
+_EXTRAS = {
+    "cryptography": "local",
+    "tqdm": "cli",
+    "dask": "dask",
+    "distributed": "dask",
+    "pyarrow": "dask",
+    "pandas": "dask",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line and return its exit status.
 
@@ -121,10 +132,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status.
     """
+    # Python's own stderr has errors="backslashreplace"; one that replaced
+    # it (a test's, an embedding program's) may not, and an argument with
+    # an undecodable byte (a lone surrogate) must not turn a usage message
+    # into a UnicodeEncodeError.
+    if getattr(sys.stderr, "errors", None) == "strict":
+        with contextlib.suppress(AttributeError, ValueError):
+            sys.stderr.reconfigure(errors="backslashreplace")  # type: ignore[union-attr]
     parser = build_parser()
     args = parser.parse_args(argv)
-    module = importlib.import_module(args._module)
     try:
+        module = importlib.import_module(args._module)
         with _logging_to_stderr(args.verbose):
             status: int = module.run(args)
     except ConfigurationError as error:
@@ -141,5 +159,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("kms-reencrypt: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as error:
+        # An optional dependency of this sub-command is not installed: a
+        # usage error that names the extra, not a traceback.
+        extra = _EXTRAS.get((error.name or "").partition(".")[0])
+        if extra is None:
+            raise
+        print(
+            f"kms-reencrypt: error: this command needs the {error.name} "
+            f"package; install it with: pip install "
+            f"'kms_reencrypt[{extra}]'",
+            file=sys.stderr,
+        )
+        return ConfigurationError.exit_code
 
     return status
