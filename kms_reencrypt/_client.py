@@ -120,6 +120,11 @@ class ReEncryptClient:
         """The endpoint the wrapped client talks to."""
         return self._endpoint_url
 
+    @property
+    def allow_aws_managed_key(self) -> bool:
+        """Whether ``alias/aws/...`` destinations are let through."""
+        return self._allow_aws_managed_key
+
     @overload
     def re_encrypt(
         self,

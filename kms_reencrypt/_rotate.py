@@ -97,6 +97,8 @@ from ._validation import (
     check_algorithm,
     check_context,
     check_grant_tokens,
+    check_key_identifier,
+    refuse_aws_managed_destination,
 )
 
 __all__ = [
@@ -890,11 +892,17 @@ class _Worker:
             "GrantTokens": job.grant_tokens,
         }
 
+        # Checked before a rate slot is taken: a refused item costs the
+        # account's quota nothing. re_encrypt checks again (2 us).
+        try:
+            build_request(
+                **members,
+                region_name=self._client.region_name,
+                allow_aws_managed_key=self._client.allow_aws_managed_key,
+            )
+        except RequestValidationError as error:
+            return self._failed(item, error, attempts=0, throttles=0)
         if job.dry_run and not server_dry_run:
-            try:
-                build_request(**members, region_name=self._client.region_name)
-            except RequestValidationError as error:
-                return self._failed(item, error, attempts=0, throttles=0)
             return self._outcome(item, RotationStatus.DRY_RUN, context)
 
         attempts = throttles = 0
@@ -923,8 +931,10 @@ class _Worker:
                 self._backoff(attempts)
                 continue
             except KmsReEncryptError as error:
+                # Refused before sending (the request, the pre-flight, no
+                # credentials): this attempt made no ReEncrypt call.
                 return self._failed(
-                    item, error, attempts=attempts, throttles=throttles
+                    item, error, attempts=attempts - 1, throttles=throttles
                 )
             break
 
@@ -1964,6 +1974,18 @@ def rotate_iter(
     )
 
     facade, settings = _resolve_client(client, config)
+    # With the client's Region known, an ARN of another Region (or an AWS
+    # managed key) would fail every item alike: refuse it once, now.
+    region = settings.region_name if settings is not None else None
+    destination = check_key_identifier(
+        destination_key_id,
+        "DestinationKeyId",
+        region_name=facade.region_name if facade is not None else region,
+    )
+    if destination.is_aws_managed and not (
+        facade is not None and facade.allow_aws_managed_key
+    ):
+        refuse_aws_managed_destination(destination)
     if rate_limiter is not None and (
         config.rate is not None or config.processes > 1
     ):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 from ._encoding import check_ciphertext_encoding
 from ._exceptions import (
@@ -445,14 +445,7 @@ def build_request(
     ):
         _check_algorithms(request, source, destination, region_name)
     if not allow_aws_managed_key and destination.is_aws_managed:
-        raise AwsManagedKeyError(
-            f"DestinationKeyId {destination.text!r} names an AWS managed "
-            "key: only the AWS service that owns it may encrypt with it, "
-            "so KMS would answer AccessDeniedException. Re-encrypt under a "
-            "customer managed key, or pass allow_aws_managed_key=True if "
-            "you know this call is allowed.",
-            parameter="DestinationKeyId",
-        )
+        refuse_aws_managed_destination(destination)
     blob = request.get("CiphertextBlob")
     if blob is not None:
         check_ciphertext_encoding(
@@ -460,6 +453,25 @@ def build_request(
         )
 
     return request
+
+
+def refuse_aws_managed_destination(destination: KeyIdentifier) -> NoReturn:
+    """Refuse an AWS managed key (``alias/aws/...``) as the destination.
+
+    Args:
+        destination: The parsed destination key identifier.
+
+    Raises:
+        AwsManagedKeyError: Always.
+    """
+    raise AwsManagedKeyError(
+        f"DestinationKeyId {destination.text!r} names an AWS managed "
+        "key: only the AWS service that owns it may encrypt with it, "
+        "so KMS would answer AccessDeniedException. Re-encrypt under a "
+        "customer managed key, or pass allow_aws_managed_key=True if "
+        "you know this call is allowed.",
+        parameter="DestinationKeyId",
+    )
 
 
 def _check_algorithms(
