@@ -564,7 +564,7 @@ def translate_botocore_error(
     if isinstance(error, NoRegionError):
         return ConfigurationError(
             "no AWS Region is configured: pass region_name= or set "
-            "AWS_REGION / AWS_DEFAULT_REGION.",
+            "AWS_DEFAULT_REGION (botocore does not read AWS_REGION).",
             option="region_name",
         )
     if isinstance(error, ProfileNotFound):

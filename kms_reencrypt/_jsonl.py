@@ -65,8 +65,13 @@ def _malformed(
     error_class = (
         MissingParameterError if "missing" in message else ParameterTypeError
     )
+    # "input line 6 is not valid JSON", "input line 7: the id is
+    # missing": the line is the subject of the sentences that describe it.
+    joiner = " " if message.startswith("is ") else ": "
     return MalformedItem(
-        error=error_class(f"line {line}: {message}", parameter=parameter),
+        error=error_class(
+            f"input line {line}{joiner}{message}", parameter=parameter
+        ),
         id=item_id,
         line=line,
     )
@@ -128,7 +133,7 @@ def _parse(raw: bytes, number: int) -> RotationItem | MalformedItem:
     except KmsReEncryptError as error:
         return MalformedItem(
             error=CiphertextEncodingError(
-                f"line {number}: {error}", parameter="ciphertext"
+                f"input line {number}: {error}", parameter="ciphertext"
             ),
             id=item_id,
             line=number,
