@@ -388,9 +388,12 @@ def test_a_rerun_after_a_cancel_resumes_from_the_journals(
     the same journals rotates only what no attempt finished: every row
     once, with the journaled ciphertext for those done before."""
     blobs = _blobs(local_kms, keys["source"], 20)
-    frame = _frame(blobs, 3000, 6)
+    # Three partitions of 1,000, one per worker, at about 100 calls a
+    # second each: a task that ignored the cancel would send at least
+    # 700 more calls; one that stops sends a few dozen.
+    frame = _frame(blobs, 3000, 3)
     journal_dir = tmp_path / "journal"
-    local_kms.faults = Faults(latency=0.004)
+    local_kms.faults = Faults(latency=0.02)
 
     def job() -> dd.DataFrame:
         return rotate_dataframe(
@@ -401,14 +404,15 @@ def test_a_rerun_after_a_cancel_resumes_from_the_journals(
             context_columns={"n": "n"},
             client=settings,
             journal_dir=journal_dir,
-            workers=4,
+            workers=2,
         )
 
     rotated = job()  # holds the rate bucket while it computes
     future = cluster.compute(rotated)
     deadline = time.monotonic() + 60
-    while _requests(local_kms) < 600 and time.monotonic() < deadline:
+    while _requests(local_kms) < 300 and time.monotonic() < deadline:
         time.sleep(0.05)
+    at_cancel = _requests(local_kms)
     future.cancel()
     _settle(local_kms)
     first_calls = _requests(local_kms)
@@ -419,6 +423,9 @@ def test_a_rerun_after_a_cancel_resumes_from_the_journals(
 
     assert 0 < len(before) < 3000
     assert first_calls < 3000
+    # The running tasks stopped soon after the cancel (they check about
+    # four times a second) instead of finishing their partitions.
+    assert first_calls - at_cancel < 500, (at_cancel, first_calls)
     assert sorted(frame["id"].compute()) == sorted(result["id"])
     assert {"ok"} == set(result["rotation_status"])
     by_id = dict(zip(result["id"], result["rotation_ciphertext"], strict=True))
