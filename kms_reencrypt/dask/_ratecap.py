@@ -58,6 +58,10 @@ MAX_LEASE: Final = 512
 #: Seconds to wait for the bucket's answer to a lease (it takes
 #: milliseconds).
 LEASE_TIMEOUT: Final = 2.0
+#: A leased slot more than this many seconds in the past is dropped, not
+#: used: a task that fell behind (its CPU taken by other work) would
+#: otherwise send all its overdue slots at once, a burst over the cap.
+MAX_LATENESS: Final = 0.05
 #: Scheduler priority of a bucket: ahead of any partition in the queue.
 BUCKET_PRIORITY: Final = 1 << 30
 
@@ -304,6 +308,8 @@ class ClusterRateLimiter:
         if self._local is not None:
             return self._local.acquire()
         with self._lock:
+            if self._tokens and self._interval > 0:
+                self._drop_overdue(time.monotonic() - MAX_LATENESS)
             if not self._tokens:
                 self._lease()
             fallback = None if self._tokens else self._fallback
@@ -319,6 +325,15 @@ class ClusterRateLimiter:
             return wait
 
         return 0.0
+
+    def _drop_overdue(self, oldest: float) -> None:
+        # The lock is held. Slots run from the first unused one to
+        # _last_slot, _interval apart; those before ``oldest`` go unused
+        # (the bucket counted them, so the cluster stays under its cap).
+        first = self._last_slot - (self._tokens - 1) * self._interval
+        if first < oldest:
+            late = int((oldest - first) / self._interval) + 1
+            self._tokens -= min(self._tokens, late)
 
     def throttled(self) -> None:
         """Send a throttle to the bucket, which slows the whole cluster."""
