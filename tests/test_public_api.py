@@ -2,24 +2,60 @@
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
+import pytest
+
 import kms_reencrypt
 import kms_reencrypt.exceptions
+
+# The public modules besides the root; each has its own __all__.
+_SUBMODULES = (
+    "kms_reencrypt.dask",
+    "kms_reencrypt.exceptions",
+    "kms_reencrypt.local",
+    "kms_reencrypt.testing",
+)
+
+
+def _public_names(module: ModuleType) -> set[str]:
+    """The names a user sees in dir(module) that are not private.
+
+    Submodules of the package are left out (importing one binds its name
+    in its parent), and so is ``annotations``, the compiler directive of
+    ``from __future__ import annotations``. Every other name counts,
+    imported helpers too: a module keeps them private with a ``_`` alias.
+    """
+    # dir() includes the names the module imports lazily, provided that
+    # the module defines __dir__ to list them.
+    return {
+        name
+        for name in dir(module)
+        if not name.startswith(("_", "@"))
+        and not getattr(getattr(module, name), "__name__", "").startswith(
+            "kms_reencrypt."
+        )
+        and type(getattr(module, name)).__module__ != "__future__"
+    }
 
 
 def test_all_is_sorted_and_complete() -> None:
     """__all__ lists exactly the public names of the package, sorted."""
-    # dir() includes the names the package imports lazily.
-    public = {
-        name
-        for name in dir(kms_reencrypt)
-        if not name.startswith(("_", "@"))
-        and not getattr(
-            getattr(kms_reencrypt, name), "__name__", ""
-        ).startswith("kms_reencrypt.")
-    } | {"__version__"}
+    public = _public_names(kms_reencrypt) | {"__version__"}
 
     assert sorted(kms_reencrypt.__all__) == kms_reencrypt.__all__
     assert public == set(kms_reencrypt.__all__)
+
+
+@pytest.mark.parametrize("name", _SUBMODULES)
+def test_all_of_each_public_module_is_sorted_and_complete(name: str) -> None:
+    """__all__ of each public submodule lists exactly its public names,
+    sorted, as for the root."""
+    module = importlib.import_module(name)
+
+    assert sorted(module.__all__) == module.__all__
+    assert _public_names(module) == set(module.__all__)
 
 
 def test_every_exception_is_in_the_root_and_the_exceptions_module() -> None:
