@@ -37,7 +37,7 @@ grant tokens, encryption context values or credentials.
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from botocore.exceptions import (
     BotoCoreError,
@@ -53,6 +53,9 @@ from botocore.exceptions import (
     ProfileNotFound,
     ReadTimeoutError,
 )
+
+if TYPE_CHECKING:
+    from ._rotate import RotationReport
 
 __all__ = [
     "AccessDeniedException",
@@ -243,7 +246,7 @@ class RotationStoppedError(KmsReEncryptError):
         reason: str,
         *,
         code: str | None = None,
-        report: Any = None,
+        report: RotationReport | None = None,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -522,6 +525,9 @@ def translate_botocore_error(
 
     Returns:
         The typed exception to raise.
+
+    Raises:
+        TypeError: ``error`` is not a botocore error.
     """
     if isinstance(error, ClientError):
         response: dict[str, Any] = dict(error.response or {})

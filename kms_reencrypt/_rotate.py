@@ -70,7 +70,7 @@ from collections.abc import (
     Mapping,
 )
 from types import MappingProxyType, TracebackType
-from typing import Any, Final, Protocol, TypeAlias
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeAlias
 
 import attrs
 from botocore.client import BaseClient
@@ -100,6 +100,9 @@ from ._validation import (
     check_key_identifier,
     refuse_aws_managed_destination,
 )
+
+if TYPE_CHECKING:
+    from .local import LocalKms
 
 __all__ = [
     "DEFAULT_BACKOFF_BASE",
@@ -545,7 +548,7 @@ class ClientSettings:
     local: bool = False
 
     @classmethod
-    def for_local_kms(cls, kms: Any) -> ClientSettings:
+    def for_local_kms(cls, kms: LocalKms) -> ClientSettings:
         """Settings for a ``kms_reencrypt.local.LocalKms``.
 
         Args:

@@ -13,20 +13,21 @@ module in every session of every project that installs the package.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterator as _Iterator
+from typing import TYPE_CHECKING as _TYPE_CHECKING
 
-import pytest
+# Aliased so that the module's public names are only its fixtures.
+import pytest as _pytest  # noqa: PT013
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from ._client import ReEncryptClient
     from .local import LocalKms
 
 __all__ = ["kms_reencrypt_client", "local_kms"]
 
 
-@pytest.fixture
-def local_kms() -> Iterator[LocalKms]:
+@_pytest.fixture
+def local_kms() -> _Iterator[LocalKms]:
     """A local KMS with no keys, serving for the duration of one test.
 
     Yields:
@@ -43,7 +44,7 @@ def local_kms() -> Iterator[LocalKms]:
         kms.stop()
 
 
-@pytest.fixture
+@_pytest.fixture
 def kms_reencrypt_client(local_kms: LocalKms) -> ReEncryptClient:
     """A ``ReEncryptClient`` on the test's local KMS.
 

@@ -30,11 +30,12 @@ rerun skip what finished. See docs/dask.md.
 from __future__ import annotations
 
 try:
-    import dask  # noqa: F401
-    import distributed  # noqa: F401
-except ImportError as error:  # pragma: no cover - needs dask missing
-    raise ImportError(
-        "kms_reencrypt.dask needs Dask: pip install 'kms_reencrypt[dask]'."
+    import dask as _dask  # noqa: F401
+    import distributed as _distributed  # noqa: F401
+except ModuleNotFoundError as error:  # pragma: no cover - needs dask missing
+    raise ModuleNotFoundError(
+        "kms_reencrypt.dask needs Dask: pip install 'kms_reencrypt[dask]'.",
+        name=error.name,
     ) from error
 
 from ._collections import rotate_bag, rotate_dataframe

@@ -17,18 +17,19 @@ reproduces and what it does not.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
 
 from ._faults import Faults, LocalKmsStats
 
-if TYPE_CHECKING:
+if _TYPE_CHECKING:
     from ._errors import KmsError
     from ._server import LocalKms
 
 __all__ = ["Faults", "KmsError", "LocalKms", "LocalKmsStats"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> _Any:
     # LocalKms pulls in cryptography: import it on first use only, so that
     # the command line can list ``local serve`` without it.
     if name == "LocalKms":
@@ -40,3 +41,8 @@ def __getattr__(name: str) -> Any:
 
         return KmsError
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    # The lazily imported names too, for dir() and tab completion.
+    return sorted(set(globals()) | set(__all__))

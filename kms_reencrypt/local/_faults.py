@@ -69,6 +69,10 @@ class Faults:
             the body go out, then the connection is reset. The client
             does not learn what KMS did.
         seed: Seed of the random choices; None for an unpredictable one.
+
+    Raises:
+        ValueError: A latency below 0, a rate not above 0, or a fraction
+            outside 0 to 1.
     """
 
     latency: float = attrs.field(default=0.0, validator=_non_negative)
