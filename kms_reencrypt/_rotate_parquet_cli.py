@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fnmatch
+import glob
 import json
 import os
 import sys
@@ -27,11 +29,17 @@ from collections.abc import Iterator
 from typing import Any
 
 from ._exceptions import ConfigurationError, RotationStoppedError
-from ._rotate import DEFAULT_WORKERS, SAME_CONTEXT, DestinationContext
+from ._rotate import (
+    DEFAULT_WORKERS,
+    SAME_CONTEXT,
+    ClientSettings,
+    DestinationContext,
+)
 from ._rotate_cli import (
     _count,
     _max_failures,
     _per_second,
+    _same_file,
     add_client_arguments,
     add_destination_argument,
     client_settings,
@@ -182,6 +190,29 @@ def _journal_dir(args: argparse.Namespace) -> str | None:
     return f"{args.output.rstrip(os.sep)}.journal"
 
 
+def _has_glob(path: str) -> bool:
+    return any(c in path for c in "*?[")
+
+
+def _usable(path: str) -> bool:
+    # As rotate's checks: no empty name, NUL byte or lone surrogate.
+    try:
+        return bool(path) and "\0" not in path and bool(os.fsencode(path))
+    except UnicodeEncodeError:  # a lone surrogate no file name holds
+        return False
+
+
+def _inside(path: str, directory: str) -> bool:
+    """Whether ``path`` is ``directory`` or somewhere under it."""
+    if _same_file(path, directory):
+        return True
+    inner, outer = os.path.realpath(path), os.path.realpath(directory)
+    try:
+        return os.path.commonpath([inner, outer]) == outer
+    except ValueError:
+        return False
+
+
 def _check(args: argparse.Namespace, journal_dir: str | None) -> None:
     if args.local and args.dask_scheduler:
         raise ConfigurationError(
@@ -202,31 +233,191 @@ def _check(args: argparse.Namespace, journal_dir: str | None) -> None:
             "--journal-dir out.",
             option="--journal-dir",
         )
-    if _is_local(args.input) and not (
-        os.path.exists(args.input) or any(c in args.input for c in "*?[")
+    for option, path in (
+        ("--input", args.input),
+        ("--output", args.output),
+        ("--journal-dir", args.journal_dir),
+        ("--report", args.report),
     ):
-        raise ConfigurationError(
-            f"the input {args.input} does not exist.", option="--input"
-        )
-    if not (_is_local(args.output) and _is_local(args.input)):
+        if path is not None and not _usable(path):
+            raise ConfigurationError(
+                f"{option} {path!r} is not a usable path: give a name "
+                "without NUL bytes or lone surrogates.",
+                option=option,
+            )
+    if _is_local(args.input) and not os.path.exists(args.input):
+        if not _has_glob(args.input):
+            raise ConfigurationError(
+                f"the input {args.input} does not exist.", option="--input"
+            )
+        if not glob.glob(args.input):
+            raise ConfigurationError(
+                f"--input {args.input!r} matches no file; give a Parquet "
+                "dataset that exists.",
+                option="--input",
+            )
+    _check_output(args, journal_dir)
+    _check_journal(args, journal_dir)
+    _check_report(args, journal_dir)
+
+
+def _check_output(args: argparse.Namespace, journal_dir: str | None) -> None:
+    if not _is_local(args.output):
         return
-    if os.path.abspath(args.output) == os.path.abspath(args.input):
+    if _is_local(args.input) and _same_file(args.output, args.input):
         raise ConfigurationError(
             "--output must not be the input dataset: the input stays as "
             "it is until the output is complete.",
             option="--output",
         )
+    if os.path.exists(args.output) and not os.path.isdir(args.output):
+        raise ConfigurationError(
+            f"--output {args.output!r} is a file; the output is a "
+            "dataset directory: give a new or empty directory.",
+            option="--output",
+        )
     resuming = journal_dir is not None and os.path.isdir(journal_dir)
-    if (
-        os.path.isdir(args.output)
-        and os.listdir(args.output)
-        and not (resuming)
-    ):
+    if os.path.isdir(args.output) and os.listdir(args.output) and not resuming:
         raise ConfigurationError(
             f"the output {args.output} is not empty and no journal says "
             "it is this rotation's; choose another output or remove it.",
             option="--output",
         )
+
+
+def _check_journal(args: argparse.Namespace, journal_dir: str | None) -> None:
+    if journal_dir is None or not _is_local(journal_dir):
+        return
+    for option, other in (("--input", args.input), ("--output", args.output)):
+        if _is_local(other) and _same_file(journal_dir, other):
+            raise ConfigurationError(
+                f"--journal-dir {journal_dir!r} is the {option[2:]}; give "
+                "the journal a directory of its own.",
+                option="--journal-dir",
+            )
+    if os.path.exists(journal_dir) and not os.path.isdir(journal_dir):
+        raise ConfigurationError(
+            f"--journal-dir {journal_dir!r} exists and is not a directory; "
+            "give a new directory or the journal of an earlier run.",
+            option="--journal-dir",
+        )
+
+
+def _check_report(args: argparse.Namespace, journal_dir: str | None) -> None:
+    # The report is written last: it must not land on (or in) a dataset
+    # or journal, nor fail to open after every row was rotated.
+    report = args.report
+    if report is None:
+        return
+    if _is_local(args.input):
+        inputs = [args.input]
+        if _has_glob(args.input):
+            inputs += glob.glob(args.input)
+            if fnmatch.fnmatchcase(
+                os.path.abspath(report), os.path.abspath(args.input)
+            ):
+                inputs.append(report)
+        if any(_inside(report, path) for path in inputs):
+            raise ConfigurationError(
+                f"--report {report!r} is the input or inside the input "
+                "dataset, which it would overwrite or join; write the "
+                "report elsewhere.",
+                option="--report",
+            )
+    for option, directory in (
+        ("--output", args.output),
+        ("--journal-dir", journal_dir),
+    ):
+        if (
+            directory is not None
+            and _is_local(directory)
+            and _inside(report, directory)
+        ):
+            raise ConfigurationError(
+                f"--report {report!r} is the {option[2:]} or inside it; "
+                f"write the report outside {directory!r}.",
+                option="--report",
+            )
+    if os.path.isdir(report):
+        raise ConfigurationError(
+            f"--report {report!r} is a directory; give a file.",
+            option="--report",
+        )
+    directory = os.path.dirname(os.path.abspath(report))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise ConfigurationError(
+            f"--report {report!r}: the directory {directory!r} does not "
+            "exist or cannot be written.",
+            option="--report",
+        )
+
+
+#: The command's client options, by the option name ClientSettings uses.
+_CLIENT_OPTIONS = {
+    "region_name": "--region",
+    "endpoint_url": "--endpoint-url",
+    "profile_name": "--profile",
+}
+
+
+def _check_client(args: argparse.Namespace) -> None:
+    # The workers build their own clients from these settings; building
+    # one here (nothing is sent) makes a bad endpoint, Region or profile
+    # a usage error before a cluster starts or a directory is created.
+    if args.local:
+        return
+    try:
+        ClientSettings(
+            region_name=args.region,
+            endpoint_url=args.endpoint_url,
+            profile_name=args.profile,
+        ).build(max_pool_connections=1)
+    except ConfigurationError as error:
+        option = _CLIENT_OPTIONS.get(error.option)
+        if option is None:
+            raise
+        if option == "--region" and args.region is None:
+            message = (
+                "no AWS Region is configured: pass --region or set "
+                "AWS_DEFAULT_REGION."
+            )
+        else:
+            message = f"{option}: {error}"
+        raise ConfigurationError(message, option=option) from None
+
+
+#: The prefix dask puts before the reader's own message.
+_DASK_PREFIX = "Original Message:"
+
+
+def _read_input(args: argparse.Namespace) -> Any:
+    # Read the dataset's metadata here, before a cluster starts: the
+    # frame is lazy, and the workers read the rows.
+    import dask.dataframe as dd
+    import pyarrow as pa
+
+    try:
+        frame: Any = dd.read_parquet(args.input, dtype_backend="pyarrow")
+        columns = list(frame.columns)
+    except (ValueError, OSError, KeyError, pa.ArrowException) as error:
+        reason = " ".join(str(error).split())
+        reason = reason.rpartition(_DASK_PREFIX)[2].strip() or (
+            type(error).__name__
+        )
+        raise ConfigurationError(
+            f"--input {args.input!r} cannot be read as a Parquet dataset "
+            f"({reason}); give a Parquet file, or a directory or glob of "
+            ".parquet files.",
+            option="--input",
+        ) from None
+    if not columns:
+        raise ConfigurationError(
+            f"--input {args.input!r} holds no Parquet data (no file, or "
+            "no columns); give a Parquet dataset with the ciphertext and "
+            "id columns.",
+            option="--input",
+        )
+    return frame
 
 
 def _context(args: argparse.Namespace) -> DestinationContext:
@@ -273,13 +464,17 @@ def run(args: argparse.Namespace) -> int:
         stopped early.
 
     Raises:
-        ConfigurationError: Contradictory options, a missing input, a
-            non-empty output or a journal made for another run (exit
+        ConfigurationError: Contradictory options; a missing or
+            unreadable input; an unusable path; a report, output or
+            journal on the input or on one another; a non-empty output;
+            bad client settings; or a journal made for another run (exit
             status 2).
     """
     journal_dir = _journal_dir(args)
     _check(args, journal_dir)
     context = _context(args)
+    _check_client(args)
+    frame = _read_input(args)
     started = time.monotonic()
 
     with contextlib.ExitStack() as stack:
@@ -290,7 +485,6 @@ def run(args: argparse.Namespace) -> int:
 
         from .dask import rotate_dataframe
 
-        frame = dd.read_parquet(args.input, dtype_backend="pyarrow")
         rotated = rotate_dataframe(
             frame,
             destination_key_id=args.destination,
