@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ._exceptions import (
     ConfigurationError,
+    KMSInternalException,
     ParameterTypeError,
     translate_botocore_error,
 )
@@ -300,6 +301,19 @@ class ReEncryptClient:
                 key_id=request["DestinationKeyId"],
                 endpoint_url=self._endpoint_url,
             ) from error
+
+        if not response.get("CiphertextBlob"):
+            # KMS never answers success without the new ciphertext; an
+            # answer without one (cut off, or a server shutting down) must
+            # not become an empty "rotated" ciphertext. Retryable.
+            metadata = response.get("ResponseMetadata") or {}
+            raise KMSInternalException(
+                "KMS answered ReEncrypt without a CiphertextBlob; nothing "
+                "was rotated. Retry the call.",
+                request_id=metadata.get("RequestId"),
+                http_status=metadata.get("HTTPStatusCode"),
+                key_id=request["DestinationKeyId"],
+            )
 
         return ReEncryptResult.from_response(response)
 

@@ -120,6 +120,21 @@ def test_stubbed_codes_raise_their_class(code: str, status: int) -> None:
     assert "ReEncrypt" == error.operation
 
 
+def test_a_success_without_a_ciphertext_is_a_retryable_error() -> None:
+    """An answer that lacks CiphertextBlob (cut off, or from a server
+    shutting down) never becomes an empty "rotated" ciphertext."""
+    facade, stub = _stubbed()
+    stub.add_response("re_encrypt", {"KeyId": "k"})
+
+    with stub, pytest.raises(KmsServiceError) as caught:
+        facade.re_encrypt(
+            CiphertextBlob=b"\x01" * 40, DestinationKeyId="alias/dest"
+        )
+
+    assert "KMSInternalException" == caught.value.code
+    assert caught.value.retryable
+
+
 CONTEXT = {"app": "tests"}
 
 
