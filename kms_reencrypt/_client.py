@@ -122,6 +122,11 @@ class ReEncryptClient:
         return self._endpoint_url
 
     @property
+    def preflight(self) -> bool:
+        """Whether ``re_encrypt`` looks the keys up with DescribeKey."""
+        return self._preflight
+
+    @property
     def allow_aws_managed_key(self) -> bool:
         """Whether ``alias/aws/...`` destinations are let through."""
         return self._allow_aws_managed_key
@@ -259,9 +264,29 @@ class ReEncryptClient:
             region_name=self._region,
             allow_aws_managed_key=allow_managed,
         )
-        if look_up_keys:
+        return self._send_checked(
+            request,
+            allow_aws_managed_key=allow_managed,
+            preflight=look_up_keys,
+            stacklevel=4,
+        )
+
+    def _send_checked(
+        self,
+        request: dict[str, Any],
+        *,
+        allow_aws_managed_key: bool,
+        preflight: bool,
+        stacklevel: int,
+    ) -> ReEncryptResult | DryRunResult:
+        # The tail of re_encrypt, for a request build_request checked
+        # with these options: the rotation engine checks each item before
+        # it takes a rate slot, and must not check it a second time.
+        if preflight:
             self._preflight_cache.check(
-                request, allow_aws_managed_key=allow_managed, stacklevel=3
+                request,
+                allow_aws_managed_key=allow_aws_managed_key,
+                stacklevel=stacklevel,
             )
 
         return self.send(request)

@@ -895,13 +895,17 @@ class _Worker:
             "GrantTokens": job.grant_tokens,
         }
 
+        if server_dry_run:
+            members["DryRun"] = True
+        client = self._client
+        allow_managed = client.allow_aws_managed_key
         # Checked before a rate slot is taken: a refused item costs the
-        # account's quota nothing. re_encrypt checks again (2 us).
+        # account's quota nothing. The request is sent as built here.
         try:
-            build_request(
+            request = build_request(
                 **members,
-                region_name=self._client.region_name,
-                allow_aws_managed_key=self._client.allow_aws_managed_key,
+                region_name=client.region_name,
+                allow_aws_managed_key=allow_managed,
             )
         except RequestValidationError as error:
             return self._failed(item, error, attempts=0, throttles=0)
@@ -916,10 +920,12 @@ class _Worker:
             self._governor.acquire()
             attempts += 1
             try:
-                if server_dry_run:
-                    result = self._client.re_encrypt(**members, DryRun=True)
-                else:
-                    result = self._client.re_encrypt(**members)
+                result = client._send_checked(
+                    request,
+                    allow_aws_managed_key=allow_managed,
+                    preflight=client.preflight,
+                    stacklevel=2,
+                )
             except (KmsServiceError, KmsConnectionError) as error:
                 throttled = getattr(error, "code", None) == (
                     "ThrottlingException"
