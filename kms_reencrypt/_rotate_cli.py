@@ -317,13 +317,7 @@ def _check_files(args: argparse.Namespace) -> None:
         (option, path) for option, path in named if path not in (None, "-")
     ]
     for option, path in files:
-        try:
-            usable = (
-                bool(path) and "\0" not in path and bool(os.fsencode(path))
-            )
-        except UnicodeEncodeError:  # a lone surrogate no file name holds
-            usable = False
-        if not usable:
+        if not usable_path(path):
             raise ConfigurationError(
                 f"{option} {path!r} is not a usable file name.", option=option
             )
@@ -335,20 +329,8 @@ def _check_files(args: argparse.Namespace) -> None:
                     f"{other_path!r}; give each its own file.",
                     option=option,
                 )
-        if option == "--input":
-            continue
-        if os.path.isdir(path):
-            raise ConfigurationError(
-                f"{option} {path!r} is a directory; give a file.",
-                option=option,
-            )
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-            raise ConfigurationError(
-                f"{option} {path!r}: the directory {directory!r} does not "
-                "exist or cannot be written.",
-                option=option,
-            )
+        if option != "--input":
+            check_writable_file(option, path)
     if args.dry_run and args.output != "-":
         _check_dry_run_output(args.output)
 
@@ -367,6 +349,47 @@ def _check_dry_run_output(path: str) -> None:
             "the dry run a new file or '-'.",
             option="--output",
         )
+
+
+def check_writable_file(option: str, path: str) -> None:
+    """Refuse a file the command could not create or replace.
+
+    Args:
+        option: The option that names it, for the message.
+        path: The file's name.
+
+    Raises:
+        ConfigurationError: ``path`` is a directory, or its directory
+            does not exist or cannot be written.
+    """
+    if os.path.isdir(path):
+        raise ConfigurationError(
+            f"{option} {path!r} is a directory; give a file.",
+            option=option,
+        )
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
+        raise ConfigurationError(
+            f"{option} {path!r}: the directory {directory!r} does not "
+            "exist or cannot be written.",
+            option=option,
+        )
+
+
+def usable_path(path: str) -> bool:
+    """Whether ``path`` can name a file: not empty, no NUL byte, no lone
+    surrogate.
+
+    Args:
+        path: The name given on the command line.
+
+    Returns:
+        True when the operating system can be asked about it.
+    """
+    try:
+        return bool(path) and "\0" not in path and bool(os.fsencode(path))
+    except UnicodeEncodeError:  # a lone surrogate no file name holds
+        return False
 
 
 def _same_file(first: str, second: str) -> bool:
@@ -576,36 +599,46 @@ def _rotate(
 def _interrupted(
     report: RotationReport, args: argparse.Namespace
 ) -> tuple[RotationReport, RotationStoppedError]:
-    reason = "interrupted (Ctrl-C or SIGINT)."
-    journal = _journal_path(args)
-    if journal is not None:
-        reason += (
-            f" Items the journal {journal} records as done stay done; run "
-            "the same command again to finish."
-        )
-    report = attrs.evolve(report, stopped_reason=reason)
-
-    return report, RotationStoppedError(
-        reason, code=_INTERRUPTED, report=report
+    return _stopped(
+        report,
+        args,
+        "interrupted (Ctrl-C or SIGINT).",
+        code=_INTERRUPTED,
+        then="run the same command again to finish.",
     )
 
 
 def _cannot_write(
     error: WriteBackError, report: RotationReport, args: argparse.Namespace
 ) -> tuple[RotationReport, RotationStoppedError]:
-    reason = str(error)
+    return _stopped(
+        report,
+        args,
+        str(error),
+        code="WriteBackError",
+        then="make room or fix the file, then run the same command again "
+        "to finish.",
+    )
+
+
+def _stopped(
+    report: RotationReport,
+    args: argparse.Namespace,
+    reason: str,
+    *,
+    code: str,
+    then: str,
+) -> tuple[RotationReport, RotationStoppedError]:
+    # The reason, and with a journal what to do next, in the report and
+    # in the error the summary prints.
     journal = _journal_path(args)
     if journal is not None:
         reason += (
-            f" Items the journal {journal} records as done stay done; "
-            "make room or fix the file, then run the same command again "
-            "to finish."
+            f" Items the journal {journal} records as done stay done; {then}"
         )
     report = attrs.evolve(report, stopped_reason=reason)
 
-    return report, RotationStoppedError(
-        reason, code="WriteBackError", report=report
-    )
+    return report, RotationStoppedError(reason, code=code, report=report)
 
 
 def _summarize(

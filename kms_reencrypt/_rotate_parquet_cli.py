@@ -42,8 +42,10 @@ from ._rotate_cli import (
     _same_file,
     add_client_arguments,
     add_destination_argument,
+    check_writable_file,
     client_settings,
     parse_context,
+    usable_path,
 )
 
 __all__ = ["add_arguments", "run"]
@@ -194,14 +196,6 @@ def _has_glob(path: str) -> bool:
     return any(c in path for c in "*?[")
 
 
-def _usable(path: str) -> bool:
-    # As rotate's checks: no empty name, NUL byte or lone surrogate.
-    try:
-        return bool(path) and "\0" not in path and bool(os.fsencode(path))
-    except UnicodeEncodeError:  # a lone surrogate no file name holds
-        return False
-
-
 def _inside(path: str, directory: str) -> bool:
     """Whether ``path`` is ``directory`` or somewhere under it."""
     if _same_file(path, directory):
@@ -239,7 +233,7 @@ def _check(args: argparse.Namespace, journal_dir: str | None) -> None:
         ("--journal-dir", args.journal_dir),
         ("--report", args.report),
     ):
-        if path is not None and not _usable(path):
+        if path is not None and not usable_path(path):
             raise ConfigurationError(
                 f"{option} {path!r} is not a usable path: give a name "
                 "without NUL bytes or lone surrogates.",
@@ -338,18 +332,7 @@ def _check_report(args: argparse.Namespace, journal_dir: str | None) -> None:
                 f"write the report outside {directory!r}.",
                 option="--report",
             )
-    if os.path.isdir(report):
-        raise ConfigurationError(
-            f"--report {report!r} is a directory; give a file.",
-            option="--report",
-        )
-    directory = os.path.dirname(os.path.abspath(report))
-    if not os.path.isdir(directory) or not os.access(directory, os.W_OK):
-        raise ConfigurationError(
-            f"--report {report!r}: the directory {directory!r} does not "
-            "exist or cannot be written.",
-            option="--report",
-        )
+    check_writable_file("--report", report)
 
 
 #: The command's client options, by the option name ClientSettings uses.
