@@ -1487,6 +1487,7 @@ class Rotation:
         self._streak = 0
         self._started = clock()
         self._ended: float | None = None
+        self._shut = False
         self._observer: _RetryObserver | None = None
 
         if journal is not None:
@@ -1597,20 +1598,27 @@ class Rotation:
         )
 
     def _shutdown(self) -> None:
-        if self._ended is not None:
+        if self._shut:
             return
-        self._stop.set()
-        self._backend.close()
-        if self._observer is not None:
-            self._observer.close()
-        if self._journal is not None:
-            if self._own_journal:
-                self._journal.close()
-            else:
-                self._journal.flush()
+        # Once only, even when a step fails: a second close of the
+        # journal would raise from sqlite. The clock hook is read last, so
+        # that one failing cannot leave workers running or the journal
+        # open.
+        self._shut = True
+        try:
+            self._stop.set()
+            self._backend.close()
+            if self._observer is not None:
+                self._observer.close()
+            if self._journal is not None:
+                if self._own_journal:
+                    self._journal.close()
+                else:
+                    self._journal.flush()
+        finally:
+            if self._progress is not None:
+                self._progress.close()
         self._ended = self._clock()
-        if self._progress is not None:
-            self._progress.close()
 
     def _run(self) -> Generator[RotationOutcome, None, None]:
         backend = self._backend
@@ -1949,6 +1957,7 @@ def rotate_iter(
             "sleep": sleep,
         },
     )
+    clock = _CheckedClock(clock)
     try:
         items = iter(items)
     except TypeError:
@@ -2146,6 +2155,32 @@ def _check_call_options(
                 f"{name} must be callable, got {_shown(value)}.",
                 option=name,
             )
+
+
+class _CheckedClock:
+    """A ``clock=`` hook whose readings are checked: a reading that is not
+    a finite number would otherwise surface as a TypeError, or a report
+    with a NaN elapsed time, after items were already sent."""
+
+    __slots__ = ("_clock",)
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self()  # a bad clock is refused before anything is sent
+
+    def __call__(self) -> float:
+        reading = self._clock()
+        if (
+            not isinstance(reading, int | float)
+            or isinstance(reading, bool)
+            or not math.isfinite(reading)
+        ):
+            raise ConfigurationError(
+                "clock must return monotonic seconds as a finite number, "
+                f"returned {_shown(reading)}.",
+                option="clock",
+            )
+        return reading
 
 
 def _resolve_client(

@@ -749,3 +749,83 @@ def test_a_rate_limiter_refuses_a_rate_or_worker_processes(
                 rate_limiter=_CountingLimiter(),
                 **options,
             )
+
+
+@pytest.mark.parametrize(
+    "reading", ["12.5", None, float("nan"), float("inf"), True, b"1"]
+)
+def test_a_clock_that_reads_no_number_is_refused_before_sending(
+    local_kms: Any,
+    keys: dict[str, str],
+    settings: ClientSettings,
+    tmp_path: Any,
+    reading: object,
+) -> None:
+    """A ``clock=`` hook returning something other than a finite number
+    is a ConfigurationError naming the option, raised before any call or
+    journal file; it used to surface as a TypeError (or a NaN elapsed
+    time) after the items were sent."""
+    items = _items(local_kms, keys["source"], 3)
+    before = dict(local_kms.stats.requests)
+    journal = tmp_path / "run.journal"
+
+    with pytest.raises(ConfigurationError, match="clock must") as raised:
+        rotate(
+            items,
+            destination_key_id=keys["destination"],
+            client=settings,
+            journal=journal,
+            clock=lambda: reading,
+        )
+
+    assert "clock" == raised.value.option
+    assert before == dict(local_kms.stats.requests)
+    assert not journal.exists()
+
+
+def test_a_clock_that_fails_mid_run_stops_it_with_the_journal_closed(
+    local_kms: Any,
+    keys: dict[str, str],
+    settings: ClientSettings,
+    tmp_path: Any,
+) -> None:
+    """A clock that turns bad mid-run ends the run with a
+    ConfigurationError (the items waiting for a rate slot fail with it),
+    its workers stopped and its journal closed, and the next run rotates
+    exactly what the first did not."""
+    items = _items(local_kms, keys["source"], 40)
+    journal = tmp_path / "run.journal"
+    readings = iter(range(10**6))
+    written: dict[str, bytes] = {}
+
+    def write(outcome: Any) -> None:
+        if outcome.status is RotationStatus.OK:
+            written[outcome.id] = outcome.ciphertext_blob
+
+    def clock() -> object:
+        n = next(readings)
+        return float(n) if n < 25 else "broken"
+
+    with pytest.raises(ConfigurationError, match="clock must"):
+        rotate(
+            items,
+            destination_key_id=keys["destination"],
+            client=settings,
+            journal=journal,
+            workers=4,
+            writer=write,
+            clock=clock,  # type: ignore[arg-type]
+        )
+    first = set(written)
+    second = rotate(
+        items,
+        destination_key_id=keys["destination"],
+        client=settings,
+        journal=journal,
+        writer=write,
+    )
+
+    assert 0 < len(first) < 40
+    assert 40 - len(first) == second.ok
+    assert len(first) == second.skipped
+    assert 40 == len(written)
