@@ -7,10 +7,13 @@ import base64
 import json
 import logging
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -661,3 +664,42 @@ class _AtUrl:
 
     def __init__(self, url: str) -> None:
         self.endpoint_url = url
+
+
+def test_a_burst_of_new_connections_is_queued_not_dropped() -> None:
+    """While the server is busy and accepts nothing, 64 new connections
+    all complete their handshake in the listen queue. With socketserver's
+    backlog of 5 the kernel dropped the SYNs beyond it, and each of those
+    clients waited a second for the retransmission: a rotation on 16 or
+    more workers lost a second on most runs."""
+    with LocalKms() as kms:
+        server = kms._server
+        assert server is not None
+        host, port = server.server_address[:2]
+        waiting: list[socket.socket] = []
+        # The accept loop takes this lock for every new connection:
+        # holding it keeps everything after the first in the queue.
+        with server._open_lock:
+            try:
+                for _ in range(64):
+                    sock = socket.socket()
+                    sock.setblocking(False)
+                    sock.connect_ex((host, port))
+                    waiting.append(sock)
+                connected: set[socket.socket] = set()
+                for _ in range(20):  # up to 2 s; a dropped SYN waits 1 s
+                    _, ready, _ = select.select([], waiting, [], 0.1)
+                    connected.update(
+                        s
+                        for s in ready
+                        if s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                        == 0
+                    )
+                    if len(connected) == len(waiting):
+                        break
+                    time.sleep(0.1)
+            finally:
+                for sock in waiting:
+                    sock.close()
+
+    assert 64 == len(connected)

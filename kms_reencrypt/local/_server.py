@@ -44,6 +44,10 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # socketserver listens with a backlog of 5: a rotation opening its 16
+    # or more connections at once overflowed it, and each dropped SYN
+    # cost its worker the kernel's one-second retransmission wait.
+    request_queue_size = socket.SOMAXCONN
 
     def __init__(self, address: tuple[str, int], kms: LocalKms) -> None:
         self.kms = kms
