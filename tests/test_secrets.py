@@ -13,10 +13,14 @@ shows that at DEBUG it does print the canaries, so the watch works).
 from __future__ import annotations
 
 import base64
+import ctypes
+import importlib.util
 import json
 import logging
 import os
+import re
 import sqlite3
+import struct
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -552,20 +556,208 @@ def test_the_library_calls_only_reencrypt_and_describekey(
     )
     capsys.readouterr()
 
+    # 4 single calls, 6 + 6 rotated, 3 server dry runs, 6 + 1 by the
+    # commands; one DescribeKey for the pre-flight's destination (the
+    # call names no source key).
+    assert {"ReEncrypt": 4 + 12 + 3 + 7, "DescribeKey": 1} == _called(
+        local_kms, before
+    )
+
+
+def _called(local_kms: Any, before: dict[str, int]) -> dict[str, int]:
+    """The operations the local KMS received since ``before``, counted."""
     after = local_kms.stats.requests
-    called = {
+    return {
         name: after.get(name, 0) - before.get(name, 0)
         for name in set(after) | set(before)
         if after.get(name, 0) != before.get(name, 0)
     }
-    # 4 single calls, 6 + 6 rotated, 3 server dry runs, 6 + 1 by the
-    # commands; one DescribeKey for the pre-flight's destination (the
-    # call names no source key).
-    assert {"ReEncrypt": 4 + 12 + 3 + 7, "DescribeKey": 1} == called
+
+
+def _dask_inputs(world: dict[str, Any], rows: int) -> tuple[Any, Any]:
+    """A frame of ``rows`` rows (ids, binary ciphertexts, the context's
+    tenant column) in two partitions, and a Bag of as many base64
+    records in two partitions."""
+    import dask.bag as db
+    import dask.dataframe as dd
+    import pandas as pd
+    import pyarrow as pa
+
+    blobs = [world["blobs"][n % len(world["blobs"])] for n in range(rows)]
+    frame = dd.from_pandas(
+        pd.DataFrame(
+            {
+                "id": [f"row-{n}" for n in range(rows)],
+                "blob": pd.array(blobs, dtype=pd.ArrowDtype(pa.binary())),
+                "tenant": [CANARY_CONTEXT] * rows,
+            }
+        ),
+        npartitions=2,
+        sort=False,
+    )
+    bag = db.from_sequence(
+        [
+            {
+                "id": f"record-{n}",
+                "ciphertext": _b64(blob),
+                "encryption_context": world["context"],
+            }
+            for n, blob in enumerate(blobs)
+        ],
+        npartitions=2,
+    )
+    return frame, bag
+
+
+def _rotate_dask(
+    world: dict[str, Any],
+    settings: kms_reencrypt.ClientSettings,
+    rows: int,
+    journal_dir: Path,
+    scheduler: str | None = None,
+    *,
+    frame: bool = True,
+) -> list[str]:
+    """Rotate a frame (with a journal), dry-run it, and rotate a Bag (only
+    the Bag when not ``frame``); return every status."""
+    from kms_reencrypt.dask import rotate_bag, rotate_dataframe
+
+    rows_frame, bag = _dask_inputs(world, rows)
+    common: dict[str, Any] = {
+        "destination_key_id": world["destination"],
+        "client": settings,
+        "workers": 2,
+    }
+    statuses: list[str] = []
+    for dry_run in (False, True) if frame else ():
+        rotated = rotate_dataframe(
+            rows_frame,
+            id_column="id",
+            ciphertext_column="blob",
+            context_columns={"tenant": "tenant"},
+            journal_dir=None if dry_run else journal_dir,
+            dry_run=dry_run,
+            **common,
+        ).compute(scheduler=scheduler)
+        statuses += rotated["rotation_status"].tolist()
+    records = rotate_bag(
+        bag, ciphertext_field="ciphertext", base64=True, **common
+    ).compute(scheduler=scheduler)
+    statuses += [record["rotation_status"] for record in records]
+    return statuses
+
+
+def test_dask_on_the_local_schedulers_calls_only_reencrypt(
+    local_kms: Any, tmp_path: Path
+) -> None:
+    """``rotate_dataframe`` and ``rotate_bag`` without a cluster, on
+    threads, and the Bag again on the processes scheduler (whose worker
+    processes build their own clients); a dry run too. The local KMS
+    receives one ReEncrypt per row and nothing else."""
+    pytest.importorskip("dask.dataframe")
+    pytest.importorskip("pyarrow")
+    world = _canary_world(local_kms)
+    settings = kms_reencrypt.ClientSettings.for_local_kms(local_kms)
+    before = dict(local_kms.stats.requests)
+
+    threads = _rotate_dask(world, settings, 8, tmp_path / "j", "threads")
+    processes = _rotate_dask(
+        world, settings, 4, tmp_path / "k", "processes", frame=False
+    )
+
+    assert ["ok"] * 8 + ["dry-run"] * 8 + ["ok"] * 8 == threads
+    assert ["ok"] * 4 == processes
+    assert {"ReEncrypt": 8 + 8 + 4} == _called(local_kms, before)
+
+
+def test_dask_workers_and_rotate_parquet_call_only_reencrypt(
+    local_kms: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """On a LocalCluster of two worker processes, each building its own
+    clients: ``rotate_dataframe``, ``rotate_bag`` and ``kms-reencrypt
+    rotate-parquet --dask-scheduler ... --endpoint-url ...`` (the
+    command's workers use the standard credential chain, given dummy
+    credentials in their environment). The local KMS receives one
+    ReEncrypt per row and nothing else."""
+    pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("distributed")
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    world = _canary_world(local_kms)
+    settings = kms_reencrypt.ClientSettings.for_local_kms(local_kms)
+    dummies = {
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "example",
+        "AWS_DEFAULT_REGION": local_kms.region,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_KMS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in dummies.items():
+        monkeypatch.setenv(name, value)
+    frame, _ = _dask_inputs(world, 6)
+    source = tmp_path / "in"
+    source.mkdir()
+    pq.write_table(
+        pa.Table.from_pandas(frame.compute(), preserve_index=False),
+        source / "part.parquet",
+    )
+    before = dict(local_kms.stats.requests)
+
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+            env=dummies,
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        statuses = _rotate_dask(world, settings, 6, tmp_path / "j")
+        status = main(
+            [
+                "rotate-parquet",
+                "--to",
+                world["destination"],
+                "--input",
+                str(source),
+                "--output",
+                str(tmp_path / "out"),
+                "--column",
+                "blob",
+                "--id-column",
+                "id",
+                "--context-field",
+                "tenant=tenant",
+                "--dask-scheduler",
+                cluster.scheduler_address,
+                "--endpoint-url",
+                local_kms.endpoint_url,
+                "--region",
+                local_kms.region,
+            ]
+        )
+    err = capsys.readouterr().err
+
+    assert 0 == status, err
+    assert ["ok"] * 6 + ["dry-run"] * 6 + ["ok"] * 6 == statuses
+    assert {"ReEncrypt": 6 + 6 + 6} == _called(local_kms, before)
 
 
 # -- the user's AWS configuration ----------------------------------------
 
+# Loaded by every Python process started with ``hooks`` on PYTHONPATH: the
+# command, and the worker processes it spawns (which inherit the
+# environment). Each event goes to the log as it happens, as
+# ``[pid, event, path]``, so a worker killed at the end loses nothing;
+# ``start`` (with the command line) and ``exit`` mark each process.
 _AUDIT_HOOK = """\
 import atexit
 import json
@@ -578,7 +770,11 @@ _EVENTS = {
     "os.remove", "os.rmdir", "os.chmod", "os.utime", "os.truncate",
     "os.symlink", "os.link", "shutil.rmtree", "sqlite3.connect",
 }
-_seen = []
+
+
+def _write(event, path):
+    line = json.dumps([os.getpid(), event, path]) + "\\n"
+    os.write(_FD, line.encode())
 
 
 def _hook(event, args):
@@ -587,19 +783,67 @@ def _hook(event, args):
         if isinstance(path, bytes):
             path = os.fsdecode(path)
         if isinstance(path, str):
-            _seen.append([event, os.path.abspath(path)])
-
-
-def _dump():
-    seen = list(_seen)
-    with open(_LOG, "a", encoding="utf-8") as log:
-        log.write(json.dumps(seen) + "\\n")
+            _write(event, os.path.abspath(path))
 
 
 if _LOG:
+    _FD = os.open(_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    _write("start", " ".join(sys.orig_argv))
     sys.addaudithook(_hook)
-    atexit.register(_dump)
+    atexit.register(_write, "exit", "")
 """
+
+# inotify(7) event bits: access, modify, attrib, open, moves, create,
+# delete, delete and move of the watched path itself.
+_IN_WATCH = 0x1 | 0x2 | 0x4 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400
+_IN_WATCH |= 0x800
+
+
+class _Inotify:
+    """Every open, read or change of the watched paths, by any process
+    and any code. The audit hook sees Python's own file calls only; a
+    library opening files from C or C++ (pyarrow, for one) would pass it
+    by. Linux only: elsewhere it sees nothing."""
+
+    def __init__(self, paths: list[Path]) -> None:
+        self._fd = -1
+        self._names: dict[int, str] = {}
+        if not sys.platform.startswith("linux"):
+            return
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd: int = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1 failed")
+        self._fd = fd
+        for path in paths:
+            wd: int = libc.inotify_add_watch(fd, os.fsencode(path), _IN_WATCH)
+            if wd < 0:
+                raise OSError(ctypes.get_errno(), f"cannot watch {path}")
+            self._names[wd] = str(path)
+
+    def events(self) -> list[tuple[str, int, str]]:
+        """(watched path, event mask, name inside it) of each event so
+        far; an overflowed queue shows as a path of ``?``."""
+        if self._fd < 0:
+            return []
+        data = b""
+        while True:
+            try:
+                data += os.read(self._fd, 65536)
+            except BlockingIOError:
+                break
+        found, offset = [], 0
+        while offset < len(data):
+            wd, mask, _, size = struct.unpack_from("iIII", data, offset)
+            name = data[offset + 16 : offset + 16 + size].rstrip(b"\0")
+            found.append((self._names.get(wd, "?"), mask, os.fsdecode(name)))
+            offset += 16 + size
+        return found
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
 
 
 def _tree(*roots: Path) -> dict[str, tuple[int, int, bytes]]:
@@ -613,102 +857,379 @@ def _tree(*roots: Path) -> dict[str, tuple[int, int, bytes]]:
     return state
 
 
-def _touched(log: Path, watched: list[Path]) -> list[list[str]]:
-    roots = [os.path.realpath(p) for p in watched]
-    touched = []
-    for line in log.read_text().splitlines():
-        for event, path in json.loads(line):
-            real = os.path.realpath(path)
-            if any(real == r or real.startswith(r + os.sep) for r in roots):
-                touched.append([event, path])
-    return touched
+class _Run:
+    """One audited subprocess: its result, and the events of every
+    process the audit hook ran in (the first is the subprocess itself)."""
+
+    def __init__(
+        self, done: subprocess.CompletedProcess[str], log: Path
+    ) -> None:
+        self.done = done
+        self.events: list[tuple[int, str, str]] = []
+        for line in log.read_text().splitlines():
+            pid, event, path = json.loads(line)
+            self.events.append((pid, event, path))
+        self.main = self.events[0][0]
+
+    def starts(self) -> dict[int, str]:
+        """Each process the hook ran in, with its command line."""
+        return {
+            pid: cmd for pid, event, cmd in self.events if event == "start"
+        }
+
+    def spawned(self) -> set[int]:
+        """The multiprocessing children (Dask workers, rotation worker
+        processes) the hook ran in."""
+        return {
+            pid
+            for pid, command in self.starts().items()
+            if "spawn_main" in command and pid != self.main
+        }
+
+    def touched(self, *roots: Path) -> list[tuple[int, str, str]]:
+        """Every event on a path at or under one of ``roots``."""
+        real = [os.path.realpath(root) for root in roots]
+        found = []
+        for pid, event, path in self.events:
+            if event in ("start", "exit"):
+                continue
+            resolved = os.path.realpath(path)
+            if any(
+                resolved == root or resolved.startswith(root + os.sep)
+                for root in real
+            ):
+                found.append((pid, event, path))
+        return found
+
+    def server_operations(self) -> set[str]:
+        """The operations the command's in-process local KMS answered,
+        from its DEBUG log (``-vv``) on standard error."""
+        pattern = r"kms_reencrypt\.local\._server: (\w+) -> "
+        return set(re.findall(pattern, self.done.stderr))
 
 
-def test_the_local_kms_never_reads_or_changes_the_users_aws_setup(
-    tmp_path: Path,
-) -> None:
-    """``kms-reencrypt demo``, ``rotate --local`` and ``re-encrypt
-    --local`` in subprocesses whose HOME, AWS_CONFIG_FILE and
-    AWS_SHARED_CREDENTIALS_FILE point at canary files (with canary
-    credentials, and AWS_PROFILE naming a profile that does not exist):
-    an audit hook on open, listdir, sqlite3.connect and the like sees no
-    access to any of them, nothing there changes, and no canary reaches
-    standard error. The control run, a client built from the standard
-    configuration, is seen opening the config file."""
-    home = tmp_path / "home"
-    (home / ".aws").mkdir(parents=True)
-    canary = (
-        "[default]\n"
-        f"aws_access_key_id = {CANARY_ACCESS}\n"
-        f"aws_secret_access_key = {CANARY_SECRET}\n"
-    )
-    for path in (home / ".aws" / "config", home / ".aws" / "credentials"):
-        path.write_text(canary)
-    config, credentials = tmp_path / "config", tmp_path / "credentials"
-    config.write_text(canary)
-    credentials.write_text(canary)
-    hooks = tmp_path / "hooks"
-    hooks.mkdir()
-    (hooks / "sitecustomize.py").write_text(_AUDIT_HOOK)
-    work = tmp_path / "work"
-    work.mkdir()
-    (work / "in.jsonl").write_text(
-        json.dumps({"id": "a", "ciphertext": _b64(b"\x01\x02\x02\x00" * 20)})
-        + "\n"
-    )
-    log = tmp_path / "audit.jsonl"
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "HOME": str(home),
-        "AWS_CONFIG_FILE": str(config),
-        "AWS_SHARED_CREDENTIALS_FILE": str(credentials),
-        "AWS_PROFILE": "canary-profile-that-does-not-exist",
-        "AWS_ACCESS_KEY_ID": CANARY_ACCESS,
-        "AWS_SECRET_ACCESS_KEY": CANARY_SECRET,
-        "PYTHONPATH": str(hooks),
-        "KMS_REENCRYPT_AUDIT_LOG": str(log),
-    }
-    watched = [home, config, credentials]
-    before = _tree(*watched)
-    command = [sys.executable, "-m", "kms_reencrypt", "-vv"]
-    runs = [
-        ["demo", "--count", "3", "--workers", "2"],
-        [
-            "rotate",
-            "--local",
-            "--to",
-            "alias/x",
-            "--input",
-            "in.jsonl",
-            "--output",
-            "out.jsonl",
-        ],
-        [
-            "re-encrypt",
-            "--local",
-            "--to",
-            "alias/x",
-            "--ciphertext-b64",
-            _b64(b"\x01\x02\x02\x00" * 20),
-        ],
-    ]
+CANARY_PROFILE = "canary-profile-that-does-not-exist"
+CANARY_SESSION = "canary-session-token-3d5e"
 
-    statuses = []
-    for run in runs:
+
+class _CanaryAws:
+    """A HOME, AWS config and credentials files, and an environment that
+    name canary credentials, a canary profile and an unreachable KMS
+    endpoint; subprocesses run there with the audit hook, and inotify
+    watches the files from the moment this is made."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.home = root / "home"
+        self.config = root / "config"
+        self.credentials = root / "credentials"
+        self.work = root / "work"
+        (self.home / ".aws").mkdir(parents=True)
+        self.work.mkdir()
+        canary = (
+            "[default]\n"
+            f"aws_access_key_id = {CANARY_ACCESS}\n"
+            f"aws_secret_access_key = {CANARY_SECRET}\n"
+            f"aws_session_token = {CANARY_SESSION}\n"
+            f"[profile {CANARY_PROFILE}]\n"
+            f"aws_access_key_id = {CANARY_ACCESS}\n"
+        )
+        aws = self.home / ".aws"
+        for path in (aws / "config", aws / "credentials"):
+            path.write_text(canary)
+        self.config.write_text(canary)
+        self.credentials.write_text(canary)
+        hooks = root / "hooks"
+        hooks.mkdir()
+        (hooks / "sitecustomize.py").write_text(_AUDIT_HOOK)
+        self.env = {
+            "PATH": os.environ.get("PATH", ""),
+            "HOME": str(self.home),
+            "AWS_CONFIG_FILE": str(self.config),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.credentials),
+            "AWS_PROFILE": CANARY_PROFILE,
+            "AWS_ACCESS_KEY_ID": CANARY_ACCESS,
+            "AWS_SECRET_ACCESS_KEY": CANARY_SECRET,
+            "AWS_SESSION_TOKEN": CANARY_SESSION,
+            "AWS_ENDPOINT_URL_KMS": "http://127.0.0.1:9",
+            "PYTHONPATH": str(hooks),
+        }
+        self.watched = [self.home, self.config, self.credentials]
+        self._before = _tree(*self.watched)
+        self._inotify = _Inotify(
+            [self.home, aws, self.config, self.credentials]
+        )
+        self._runs = 0
+
+    def run(self, argv: list[str], timeout: float = 120) -> _Run:
+        """Run ``python ARGV`` in the work directory, audited."""
+        self._runs += 1
+        log = self.root / f"audit-{self._runs}.jsonl"
         done = subprocess.run(
-            [*command, *run],
-            cwd=work,
-            env=env,
+            [sys.executable, *argv],
+            cwd=self.work,
+            env={**self.env, "KMS_REENCRYPT_AUDIT_LOG": str(log)},
             capture_output=True,
             text=True,
-            timeout=120,
+            timeout=timeout,
             check=False,
         )
-        statuses.append(done.returncode)
-        _never([done.stdout, done.stderr], [CANARY_ACCESS, CANARY_SECRET])
-    control = subprocess.run(
+        return _Run(done, log)
+
+    def file_events(self) -> list[tuple[str, int, str]]:
+        """What inotify saw on the canary files so far."""
+        return self._inotify.events()
+
+    def assert_untouched(self, run: _Run) -> None:
+        """No process of the run opened, listed or changed a canary
+        path (audit hook), no code at all did (inotify), nothing there
+        changed, and no canary reached the run's output; the hook ran in
+        the run's own process from start to exit."""
+        assert [] == run.touched(*self.watched)
+        assert [] == self.file_events()
+        assert self._before == _tree(*self.watched)
+        _never(
+            [run.done.stdout, run.done.stderr],
+            [CANARY_ACCESS, CANARY_SECRET, CANARY_SESSION, CANARY_PROFILE],
+        )
+        assert (run.main, "exit", "") in run.events
+
+    def close(self) -> None:
+        self._inotify.close()
+
+
+@pytest.fixture
+def canary_aws(tmp_path: Path) -> Iterator[_CanaryAws]:
+    canary = _CanaryAws(tmp_path)
+    try:
+        yield canary
+    finally:
+        canary.close()
+
+
+_LOCAL_COMMANDS = {
+    "demo": ["demo", "--count", "3", "--workers", "2"],
+    "rotate": [
+        "rotate",
+        "--local",
+        "--to",
+        "alias/x",
+        "--input",
+        "in.jsonl",
+        "--output",
+        "out.jsonl",
+    ],
+    "re-encrypt": [
+        "re-encrypt",
+        "--local",
+        "--to",
+        "alias/x",
+        "--ciphertext-b64",
+        _b64(b"\x01\x02\x02\x00" * 20),
+    ],
+    "rotate-parquet": [
+        "rotate-parquet",
+        "--local",
+        "--to",
+        "alias/x",
+        "--input",
+        "in",
+        "--output",
+        "out",
+        "--column",
+        "blob",
+        "--id-column",
+        "id",
+        "--context-field",
+        "tenant=tenant",
+    ],
+}
+
+
+@pytest.mark.parametrize("command", list(_LOCAL_COMMANDS))
+def test_a_local_command_never_reads_or_changes_the_users_aws_setup(
+    canary_aws: _CanaryAws, command: str
+) -> None:
+    """``kms-reencrypt -vv demo``, and ``rotate``, ``re-encrypt`` and
+    ``rotate-parquet`` with ``--local``, in a subprocess whose HOME,
+    AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE, AWS_PROFILE,
+    credentials and KMS endpoint are canaries: no process of the command
+    (rotate-parquet's Dask workers included) opens, lists or changes any
+    of the files, nothing there changes, and no canary reaches the
+    output. Beside the demo, which encrypts its own data, the local KMS
+    answered ReEncrypt (and DescribeKey) only."""
+    work = canary_aws.work
+    blob = b"\x01\x02\x02\x00" * 20
+    (work / "in.jsonl").write_text(
+        json.dumps({"id": "a", "ciphertext": _b64(blob)}) + "\n"
+    )
+    if command == "rotate-parquet":
+        pytest.importorskip("distributed")
+        pa = pytest.importorskip("pyarrow")
+        pq = pytest.importorskip("pyarrow.parquet")
+        table = pa.table(
+            {
+                "id": ["r0", "r1", "r2", "r3"],
+                "blob": pa.array([blob] * 4, pa.binary()),
+                "tenant": ["t"] * 4,
+            }
+        )
+        (work / "in").mkdir()
+        pq.write_table(table.slice(0, 2), work / "in" / "a.parquet")
+        pq.write_table(table.slice(2), work / "in" / "b.parquet")
+
+    run = canary_aws.run(
+        ["-m", "kms_reencrypt", "-vv", *_LOCAL_COMMANDS[command]]
+    )
+
+    # The demo verifies; the others ran, each item failing on alias/x.
+    assert (0 if command == "demo" else 1) == run.done.returncode, (
+        run.done.stderr
+    )
+    canary_aws.assert_untouched(run)
+    if command != "demo":
+        assert {"ReEncrypt"} <= run.server_operations()
+        assert run.server_operations() <= {"ReEncrypt", "DescribeKey"}
+    if command == "rotate":
+        # The hook was on: it saw the journal being opened.
+        journal = str(work / "out.jsonl.journal")
+        assert (run.main, "sqlite3.connect", journal) in run.events
+    if command == "rotate-parquet":
+        # The hook ran in the Dask workers, and saw them write the
+        # partition journals.
+        workers = run.spawned()
+        assert len(workers) >= 1, run.starts()
+        journal = work / "out.journal"
+        assert {pid for pid, _, _ in run.touched(journal)} & workers
+
+
+_LOCAL_KMS_API = """\
+import json
+import sys
+
+import kms_reencrypt
+from kms_reencrypt import ClientSettings, RotationItem
+from kms_reencrypt.local import LocalKms
+
+context = {"tenant": "t"}
+with LocalKms() as local:
+    kms = local.kms_client()
+    source = local.create_key()["Arn"]
+    destination = local.create_key()["Arn"]
+    blobs = [
+        kms.encrypt(
+            KeyId=source, Plaintext=b"key %d" % n, EncryptionContext=context
+        )["CiphertextBlob"]
+        for n in range(4)
+    ]
+    one = local.client().re_encrypt(
+        CiphertextBlob=blobs[0],
+        SourceEncryptionContext=context,
+        DestinationKeyId=destination,
+    )
+    items = [
+        RotationItem(id=str(n), ciphertext_blob=b, encryption_context=context)
+        for n, b in enumerate(blobs)
+    ]
+    settings = ClientSettings.for_local_kms(local)
+    ok = [
+        kms_reencrypt.rotate(
+            items, destination_key_id=destination, client=local.client()
+        ).ok,
+        kms_reencrypt.rotate(
+            items,
+            destination_key_id=destination,
+            client=settings,
+            processes=2,
+            workers=2,
+        ).ok,
+    ]
+    if "dask" in sys.argv:
+        import dask.bag as db
+        import dask.dataframe as dd
+        import pandas as pd
+        import pyarrow as pa
+
+        from kms_reencrypt.dask import rotate_bag, rotate_dataframe
+
+        frame = pd.DataFrame(
+            {
+                "id": [str(n) for n in range(4)],
+                "blob": pd.array(blobs, dtype=pd.ArrowDtype(pa.binary())),
+                "tenant": ["t"] * 4,
+            }
+        )
+        rotated = rotate_dataframe(
+            dd.from_pandas(frame, npartitions=2),
+            destination_key_id=destination,
+            id_column="id",
+            ciphertext_column="blob",
+            context_columns={"tenant": "tenant"},
+            client=settings,
+            journal_dir="dask.journal",
+        ).compute()
+        ok.append(int((rotated["rotation_status"] == "ok").sum()))
+        records = rotate_bag(
+            db.from_sequence(
+                [
+                    {"id": str(n), "ciphertext_blob": b, "encryption_context": context}
+                    for n, b in enumerate(blobs)
+                ],
+                npartitions=2,
+            ),
+            destination_key_id=destination,
+            client=settings,
+        ).compute(scheduler="processes")
+        ok.append(sum(r["rotation_status"] == "ok" for r in records))
+    print(
+        json.dumps(
+            {
+                "one": one.key_id == destination,
+                "ok": ok,
+                "requests": dict(local.stats.requests),
+            }
+        )
+    )
+"""
+
+
+def test_the_local_kms_api_never_reads_or_changes_the_users_aws_setup(
+    canary_aws: _CanaryAws,
+) -> None:
+    """``LocalKms()`` started in a program, its ``kms_client()`` and
+    ``client()``, ``rotate`` through a client and through
+    ``ClientSettings.for_local_kms`` in two worker processes, and (with
+    Dask) ``rotate_dataframe`` on threads and ``rotate_bag`` on the
+    processes scheduler, in a subprocess among canaries as above: no
+    process opens, lists or changes the canary files, no canary reaches
+    the output, and the local KMS received the program's own Encrypts
+    and ReEncrypt, nothing else."""
+    dask = importlib.util.find_spec("distributed") is not None
+    run = canary_aws.run(
+        ["-c", _LOCAL_KMS_API, *(["dask"] if dask else [])], timeout=180
+    )
+
+    assert 0 == run.done.returncode, run.done.stderr
+    result = json.loads(run.done.stdout)
+    canary_aws.assert_untouched(run)
+    assert result["one"]
+    assert [4] * (4 if dask else 2) == result["ok"]
+    rotated = 1 + 4 * len(result["ok"])
+    assert {"Encrypt": 4, "ReEncrypt": rotated} == result["requests"]
+    # The hook ran in rotate's two worker processes (and in the processes
+    # scheduler's, with Dask).
+    assert len(run.spawned()) >= (3 if dask else 2), run.starts()
+
+
+def test_the_audit_sees_a_client_of_the_standard_chain_read_the_config(
+    canary_aws: _CanaryAws,
+) -> None:
+    """The control for the two tests above: ``kms_reencrypt.client()``
+    (botocore's standard chain, as against AWS) in the same setting is
+    seen opening the canary config file, by the audit hook and by
+    inotify."""
+    run = canary_aws.run(
         [
-            sys.executable,
             "-c",
             "import kms_reencrypt\n"
             "try:\n"
@@ -716,23 +1237,13 @@ def test_the_local_kms_never_reads_or_changes_the_users_aws_setup(
             "except kms_reencrypt.ConfigurationError:\n"
             "    pass\n",
         ],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
         timeout=60,
-        check=False,
     )
 
-    assert [0, 1, 1] == statuses  # the demo verifies; the rest ran
-    runs_log, control_log = tmp_path / "runs.jsonl", tmp_path / "control.jsonl"
-    lines = log.read_text().splitlines()
-    assert len(runs) + 1 == len(lines), control.stderr
-    runs_log.write_text("\n".join(lines[:-1]) + "\n")
-    control_log.write_text(lines[-1] + "\n")
-    assert [] == _touched(runs_log, watched)
-    # The hook was on in the runs: it saw the journal being opened.
-    journal = str(work / "out.jsonl.journal")
-    assert ["sqlite3.connect", journal] in _touched(runs_log, [work])
-    assert before == _tree(*watched)
-    assert ["open", str(config)] in _touched(control_log, watched)
+    assert 0 == run.done.returncode, run.done.stderr
+    assert (run.main, "open", str(canary_aws.config)) in run.events
+    opened = 0x20
+    assert any(
+        path == str(canary_aws.config) and mask & opened
+        for path, mask, _ in canary_aws.file_events()
+    )
