@@ -647,6 +647,107 @@ def _rotate_dask(
     return statuses
 
 
+def test_a_dask_rotation_leaks_nothing_in_logs_results_or_journals(
+    local_kms: Any,
+    every_logger: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``rotate_dataframe`` (with a journal directory) and ``rotate_bag``
+    on threads, clients built from canary credentials in the environment,
+    a canary grant token, the canary context in a column and a forged
+    ciphertext: the logs (every logger at DEBUG but botocore's), the
+    error columns and records, the reprs of the settings and the
+    partition journals hold no credential, token, old ciphertext or
+    context value. The journals keep ids, key ARNs and the new
+    ciphertexts, which the result holds too."""
+    pytest.importorskip("dask.dataframe")
+    pytest.importorskip("pyarrow")
+    import dask.bag as db
+    import dask.dataframe as dd
+    import pandas as pd
+
+    from kms_reencrypt.dask import rotate_bag, rotate_dataframe
+
+    world = _canary_world(local_kms)
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", CANARY_ACCESS)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARY_SECRET)
+    settings = kms_reencrypt.ClientSettings(
+        region_name=local_kms.region, endpoint_url=local_kms.endpoint_url
+    )
+    blobs = [*world["blobs"], world["forged"]]
+    ids = [f"row-{n}" for n in range(len(blobs) - 1)] + ["forged"]
+    frame = dd.from_pandas(
+        pd.DataFrame(
+            {
+                "id": ids,
+                "blob": [_b64(blob) for blob in blobs],
+                "tenant": [CANARY_CONTEXT] * len(blobs),
+            }
+        ),
+        npartitions=2,
+        sort=False,
+    )
+    bag = db.from_sequence(
+        [
+            {"id": i, "ciphertext_blob": b, "encryption_context": ctx}
+            for i, b, ctx in zip(
+                ids, blobs, [world["context"]] * len(blobs), strict=True
+            )
+        ],
+        npartitions=2,
+    )
+    journal = tmp_path / "journal"
+    common: dict[str, Any] = {
+        "destination_key_id": world["destination"],
+        "client": settings,
+        "grant_tokens": [world["grant"]],
+        "workers": 2,
+    }
+
+    rotated = rotate_dataframe(
+        frame,
+        id_column="id",
+        ciphertext_column="blob",
+        base64=True,
+        context_columns={"tenant": "tenant"},
+        journal_dir=journal,
+        **common,
+    ).compute(scheduler="threads")
+    records = rotate_bag(bag, **common).compute(scheduler="threads")
+
+    statuses = rotated.set_index("id")["rotation_status"].to_dict()
+    assert ["ok"] * 6 + ["failed"] == [statuses[i] for i in ids]
+    assert ["ok"] * 6 + ["failed"] == [r["rotation_status"] for r in records]
+    old = [_b64(blob) for blob in world["blobs"]]
+    new = rotated["rotation_ciphertext"].dropna().tolist()
+    secrets = [*_secret_forms(), world["grant"], *old]
+    errors = rotated[["rotation_error", "rotation_error_message"]]
+    failed = [
+        {k: v for k, v in r.items() if k.startswith("rotation_error")}
+        for r in records
+    ]
+    _never(
+        [
+            "\n".join(every_logger),
+            repr(settings),
+            errors.to_json(),
+            json.dumps(failed, default=str),
+        ],
+        [*secrets, *new],
+    )
+    files = [p for p in journal.rglob("*") if p.is_file()]
+    raw = b"".join(p.read_bytes() for p in files)
+    assert files
+    for secret in secrets:
+        assert secret.encode() not in raw, f"{secret[:24]!r} in a journal"
+    assert all(c.encode() in raw for c in new)  # where they belong
+
+
 def test_dask_on_the_local_schedulers_calls_only_reencrypt(
     local_kms: Any, tmp_path: Path
 ) -> None:
