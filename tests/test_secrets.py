@@ -781,8 +781,10 @@ def test_dask_workers_and_rotate_parquet_call_only_reencrypt(
     clients: ``rotate_dataframe``, ``rotate_bag`` and ``kms-reencrypt
     rotate-parquet --dask-scheduler ... --endpoint-url ...`` (the
     command's workers use the standard credential chain, given dummy
-    credentials in their environment). The local KMS receives one
-    ReEncrypt per row and nothing else."""
+    canary credentials in their environment). The local KMS receives
+    one ReEncrypt per row and nothing else; the command's standard error
+    (at ``-vv``), its report and its partition journals hold no
+    credential, grant token, old ciphertext or context value."""
     pytest.importorskip("dask.dataframe")
     distributed = pytest.importorskip("distributed")
     pa = pytest.importorskip("pyarrow")
@@ -790,8 +792,8 @@ def test_dask_workers_and_rotate_parquet_call_only_reencrypt(
     world = _canary_world(local_kms)
     settings = kms_reencrypt.ClientSettings.for_local_kms(local_kms)
     dummies = {
-        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "example",
+        "AWS_ACCESS_KEY_ID": CANARY_ACCESS,
+        "AWS_SECRET_ACCESS_KEY": CANARY_SECRET,
         "AWS_DEFAULT_REGION": local_kms.region,
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
@@ -824,6 +826,7 @@ def test_dask_workers_and_rotate_parquet_call_only_reencrypt(
         statuses = _rotate_dask(world, settings, 6, tmp_path / "j")
         status = main(
             [
+                "-vv",
                 "rotate-parquet",
                 "--to",
                 world["destination"],
@@ -843,6 +846,8 @@ def test_dask_workers_and_rotate_parquet_call_only_reencrypt(
                 local_kms.endpoint_url,
                 "--region",
                 local_kms.region,
+                "--report",
+                str(tmp_path / "report.json"),
             ]
         )
     err = capsys.readouterr().err
@@ -850,6 +855,15 @@ def test_dask_workers_and_rotate_parquet_call_only_reencrypt(
     assert 0 == status, err
     assert ["ok"] * 6 + ["dry-run"] * 6 + ["ok"] * 6 == statuses
     assert {"ReEncrypt": 6 + 6 + 6} == _called(local_kms, before)
+    assert "kms_reencrypt" in err  # -vv did log
+    secrets = [*_secret_forms(), world["grant"]]
+    secrets += [_b64(blob) for blob in world["blobs"]]
+    _never([err, (tmp_path / "report.json").read_text()], secrets)
+    files = [p for p in (tmp_path / "out.journal").rglob("*") if p.is_file()]
+    assert files
+    raw = b"".join(p.read_bytes() for p in files)
+    for secret in secrets:
+        assert secret.encode() not in raw, f"{secret[:24]!r} in a journal"
 
 
 # -- the user's AWS configuration ----------------------------------------
