@@ -3,6 +3,8 @@ and connection resets, and the counters that show what was injected."""
 
 from __future__ import annotations
 
+import math
+import numbers
 import random
 import threading
 import time
@@ -11,36 +13,93 @@ from types import MappingProxyType
 
 import attrs
 
+from .._exceptions import ConfigurationError
+
 __all__ = ["FaultDecision", "FaultInjector", "Faults", "LocalKmsStats"]
 
+#: The longest latency a fault may add: one day.
+MAX_LATENCY = 86_400.0
 
-def _fraction(
-    instance: object, attribute: attrs.Attribute[float], value: float
-) -> None:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(
-            f"{attribute.name} must be within 0 and 1, got {value!r}."
+
+def _finite(name: str, value: object) -> float:
+    """A real number other than a bool, as a finite float, or refuse."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigurationError(
+            f"{name} must be a number, got {type(value).__name__}.",
+            option=name,
         )
-
-
-def _non_negative(
-    instance: object, attribute: attrs.Attribute[float], value: float
-) -> None:
-    if value < 0:
-        raise ValueError(
-            f"{attribute.name} must not be negative, got {value!r}."
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        number = math.inf
+    if not math.isfinite(number):
+        # No repr of the value: an int of over 4300 digits has none.
+        raise ConfigurationError(
+            f"{name} must be a finite number, got {number!r}.",
+            option=name,
         )
+    return number
 
 
-def _positive_rate(
-    instance: object,
-    attribute: attrs.Attribute[float | None],
-    value: float | None,
-) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(
-            f"{attribute.name} must be positive or None, got {value!r}."
+def _latency(value: object) -> float:
+    latency = _finite("latency", value)
+    if not 0.0 <= latency <= MAX_LATENCY:
+        raise ConfigurationError(
+            f"latency must be within 0 and {MAX_LATENCY:.0f} seconds, got "
+            f"{latency!r}.",
+            option="latency",
         )
+    return latency
+
+
+def _rate(value: object) -> float | None:
+    if value is None:
+        return None
+    rate = _finite("max_rps", value)
+    if not rate > 0:
+        raise ConfigurationError(
+            f"max_rps must be positive or None, got {rate!r}.",
+            option="max_rps",
+        )
+    return rate
+
+
+def _fraction(name: str, value: object) -> float:
+    fraction = _finite(name, value)
+    if not 0.0 <= fraction <= 1.0:
+        raise ConfigurationError(
+            f"{name} must be within 0 and 1, got {fraction!r}.",
+            option=name,
+        )
+    return fraction
+
+
+# attrs converters get the value only: one named function per field.
+def _throttle(value: object) -> float:
+    return _fraction("throttle_fraction", value)
+
+
+def _server_error(value: object) -> float:
+    return _fraction("server_error_fraction", value)
+
+
+def _reset(value: object) -> float:
+    return _fraction("reset_fraction", value)
+
+
+def _response_reset(value: object) -> float:
+    return _fraction("response_reset_fraction", value)
+
+
+def _seed(value: object) -> int | None:
+    if value is None or (
+        isinstance(value, int) and not isinstance(value, bool)
+    ):
+        return value
+    raise ConfigurationError(
+        f"seed must be an int or None, got {type(value).__name__}.",
+        option="seed",
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -71,25 +130,58 @@ class Faults:
         seed: Seed of the random choices; None for an unpredictable one.
 
     Raises:
-        ValueError: A latency below 0, a rate not above 0, or a fraction
-            outside 0 to 1.
+        ConfigurationError: A value that is not a number (a bool is
+            not one), a latency below 0 or above one day, a rate not
+            above 0, a fraction outside 0 to 1, a value that is not
+            finite, or a seed that is not an int or None. It is a
+            ``ValueError``.
     """
 
-    latency: float = attrs.field(default=0.0, validator=_non_negative)
-    max_rps: float | None = attrs.field(default=None, validator=_positive_rate)
-    throttle_fraction: float = attrs.field(default=0.0, validator=_fraction)
+    latency: float = attrs.field(default=0.0, converter=_latency)
+    max_rps: float | None = attrs.field(default=None, converter=_rate)
+    throttle_fraction: float = attrs.field(default=0.0, converter=_throttle)
     server_error_fraction: float = attrs.field(
-        default=0.0, validator=_fraction
+        default=0.0, converter=_server_error
     )
-    reset_fraction: float = attrs.field(default=0.0, validator=_fraction)
+    reset_fraction: float = attrs.field(default=0.0, converter=_reset)
     response_reset_fraction: float = attrs.field(
-        default=0.0, validator=_fraction
+        default=0.0, converter=_response_reset
     )
-    seed: int | None = None
+    seed: int | None = attrs.field(default=None, converter=_seed)
 
 
-def _frozen_counts(value: Mapping[str, int]) -> Mapping[str, int]:
-    return MappingProxyType(dict(value))
+def _count(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(
+            f"{name} must be a count (an int of 0 or more), got "
+            f"{type(value).__name__}.",
+            option=name,
+        )
+    return value
+
+
+def _frozen_counts(value: object) -> Mapping[str, int]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            "requests must map operation names to counts, got "
+            f"{type(value).__name__}.",
+            option="requests",
+        )
+    counts: dict[str, int] = {}
+    for name, count in value.items():
+        if not isinstance(name, str):
+            raise ConfigurationError(
+                "requests must map operation names (str) to counts.",
+                option="requests",
+            )
+        counts[name] = _count("requests", count)
+    return MappingProxyType(counts)
+
+
+def _counter(
+    instance: object, attribute: attrs.Attribute[int], value: int
+) -> None:
+    _count(attribute.name, value)
 
 
 @attrs.frozen(kw_only=True)
@@ -103,13 +195,17 @@ class LocalKmsStats:
         resets: Connections reset by a fault before an answer.
         response_resets: Connections reset by a fault in the middle of
             an answer.
+
+    Raises:
+        ConfigurationError: ``requests`` is not a mapping of operation
+            names to counts, or a counter is not an int of 0 or more.
     """
 
     requests: Mapping[str, int] = attrs.field(converter=_frozen_counts)
-    throttled: int = 0
-    server_errors: int = 0
-    resets: int = 0
-    response_resets: int = 0
+    throttled: int = attrs.field(default=0, validator=_counter)
+    server_errors: int = attrs.field(default=0, validator=_counter)
+    resets: int = attrs.field(default=0, validator=_counter)
+    response_resets: int = attrs.field(default=0, validator=_counter)
 
     @property
     def total_requests(self) -> int:

@@ -575,13 +575,22 @@ class KeyStore:
             KmsError: ``AlreadyExistsException`` if the alias exists.
         """
         with self.lock:
+            self.check_alias_free(name)
+            self._aliases[name] = _Alias(key.key_id)
+
+    def check_alias_free(self, name: str) -> None:
+        """Refuse an alias name in use.
+
+        Raises:
+            KmsError: ``AlreadyExistsException`` if the alias exists.
+        """
+        with self.lock:
             if name in self._aliases:
                 raise KmsError(
                     "AlreadyExistsException",
                     f"An alias with the name {self.alias_arn(name)} "
                     "already exists",
                 )
-            self._aliases[name] = _Alias(key.key_id)
 
     def delete_alias(self, name: str) -> None:
         """Remove an alias.

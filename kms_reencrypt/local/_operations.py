@@ -134,8 +134,17 @@ def _serialization(message: str) -> KmsError:
 
 def _opt_str(body: Mapping[str, Any], name: str) -> str | None:
     value = body.get(name)
-    if value is not None and not isinstance(value, str):
+    if value is None:
+        return None
+    if not isinstance(value, str):
         raise _serialization(f"{name} must be a string")
+    if not value.isascii():
+        # Text from Python (LocalKms methods) can hold lone surrogates,
+        # which a JSON request cannot: refuse them the same way.
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _serialization(f"{name} is not Unicode text") from None
     return value
 
 
@@ -171,6 +180,31 @@ def _opt_context(body: Mapping[str, Any], name: str) -> dict[str, str] | None:
     ):
         raise _serialization(f"{name} must map strings to strings")
     return value
+
+
+def _opt_int(body: Mapping[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _serialization(f"{name} must be an integer")
+    return value
+
+
+def _opt_tags(body: Mapping[str, Any]) -> list[dict[str, str]]:
+    tags = body.get("Tags")
+    if tags is None:
+        return []
+    if not isinstance(tags, list) or not all(
+        isinstance(tag, dict)
+        and isinstance(tag.get("TagKey"), str)
+        and isinstance(tag.get("TagValue"), str)
+        for tag in tags
+    ):
+        raise _serialization(
+            "Tags must be a list of objects with TagKey and TagValue strings"
+        )
+    return [{"TagKey": t["TagKey"], "TagValue": t["TagValue"]} for t in tags]
 
 
 def _opt_bool(body: Mapping[str, Any], name: str) -> bool:
@@ -498,7 +532,7 @@ class Operations:
         key_id = _opt_str(body, "KeyId")
         context = _opt_context(body, "EncryptionContext")
         spec = _opt_str(body, "KeySpec")
-        count = body.get("NumberOfBytes")
+        count = _opt_int(body, "NumberOfBytes")
         tokens = _opt_list(body, "GrantTokens")
         dry_run = _opt_bool(body, "DryRun")
 
@@ -507,9 +541,7 @@ class Operations:
             checks.null("keyId")
         checks.length(key_id, "keyId", 1, _MAX_KEY_ID)
         checks.enum(spec, "keySpec", ("AES_256", "AES_128"))
-        if count is not None and (
-            not isinstance(count, int) or not 1 <= count <= 1024
-        ):
+        if count is not None and not 1 <= count <= 1024:
             checks.problems.append(
                 "Value at 'numberOfBytes' failed to satisfy constraint: "
                 "Member must have value between 1 and 1024"
@@ -569,14 +601,15 @@ class Operations:
 
     def create_key(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """CreateKey, for the key specs the local KMS implements."""
-        spec = _opt_str(body, "KeySpec") or _opt_str(
-            body, "CustomerMasterKeySpec"
-        )
+        spec = _opt_str(body, "KeySpec")
+        if spec is None:
+            spec = _opt_str(body, "CustomerMasterKeySpec")
         usage = _opt_str(body, "KeyUsage")
         origin = _opt_str(body, "Origin")
         description = _opt_str(body, "Description") or ""
         multi_region = _opt_bool(body, "MultiRegion")
-        tags = body.get("Tags") or []
+        tags = _opt_tags(body)
+        custom_store = _opt_str(body, "CustomKeyStoreId")
 
         checks = _Validation()
         checks.enum(spec, "keySpec", ALL_KEY_SPECS)
@@ -587,10 +620,19 @@ class Operations:
             ("AWS_KMS", "EXTERNAL", "AWS_CLOUDHSM", "EXTERNAL_KEY_STORE"),
         )
         checks.length(description, "description", 0, 8192)
+        checks.length(custom_store, "customKeyStoreId", 1, 64)
+        checks.length(tags, "tags", 0, 50)
+        for index, tag in enumerate(tags):
+            checks.length(
+                tag["TagKey"], f"tags.{index + 1}.member.tagKey", 1, 128
+            )
+            checks.length(
+                tag["TagValue"], f"tags.{index + 1}.member.tagValue", 0, 256
+            )
         checks.check()
         spec = spec or "SYMMETRIC_DEFAULT"
         usage = usage or "ENCRYPT_DECRYPT"
-        if origin not in (None, "AWS_KMS") or body.get("CustomKeyStoreId"):
+        if origin not in (None, "AWS_KMS") or custom_store is not None:
             raise KmsError(
                 "UnsupportedOperationException",
                 "The local KMS creates only AWS_KMS keys: imported key "
@@ -611,13 +653,13 @@ class Operations:
             usage=usage,
             multi_region=multi_region,
             description=description,
-            tags=[dict(tag) for tag in tags if isinstance(tag, dict)],
+            tags=tags,
         )
 
         return {"KeyMetadata": key.metadata(region=self.store.region)}
 
-    def describe_key(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """DescribeKey; creates an AWS managed key named by its alias."""
+    def described_key(self, body: Mapping[str, Any]) -> Key:
+        """The key a DescribeKey request names, after its checks."""
         key_id = _opt_str(body, "KeyId")
         checks = _Validation()
         if key_id is None:
@@ -627,7 +669,11 @@ class Operations:
         checks.check()
         assert key_id is not None
 
-        key = self._key(key_id, for_crypto=False)
+        return self._key(key_id, for_crypto=False)
+
+    def describe_key(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """DescribeKey; creates an AWS managed key named by its alias."""
+        key = self.described_key(body)
         with self.store.lock:
             return {"KeyMetadata": key.metadata(region=self.store.region)}
 
@@ -677,8 +723,10 @@ class Operations:
         """ScheduleKeyDeletion: the key goes to PendingDeletion; it is
         never actually deleted by the local KMS."""
         key = self._managed_key(body)
-        days = body.get("PendingWindowInDays", 30)
-        if not isinstance(days, int) or not 7 <= days <= 30:
+        days = _opt_int(body, "PendingWindowInDays")
+        if days is None:
+            days = 30
+        if not 7 <= days <= 30:
             raise KmsError(
                 "ValidationException",
                 "1 validation error detected: Value at "
@@ -717,8 +765,19 @@ class Operations:
 
         return {"KeyId": key.arn}
 
-    def create_alias(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        """CreateAlias for a customer managed key."""
+    def check_new_alias(self, name: str) -> None:
+        """Refuse, as CreateAlias would, an alias name that cannot be
+        created: of the wrong type or form, or taken.
+
+        Raises:
+            KmsError: What CreateAlias answers for that name.
+        """
+        self._alias_name({"AliasName": name, "TargetKeyId": "-"})
+        self.store.check_alias_free(name)
+
+    def _alias_name(self, body: Mapping[str, Any]) -> tuple[str, str]:
+        """The alias name and target key id of a CreateAlias request,
+        checked as AWS checks them."""
         name = _opt_str(body, "AliasName")
         target = _opt_str(body, "TargetKeyId")
         checks = _Validation()
@@ -744,6 +803,11 @@ class Operations:
                 "'alias/', not 'alias/aws/', and use only letters, digits "
                 "and ':/_-'.",
             )
+        return name, target
+
+    def create_alias(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """CreateAlias for a customer managed key."""
+        name, target = self._alias_name(body)
         key = self._managed_key({"KeyId": target})
         if key.state in ("PendingDeletion", "PendingReplicaDeletion"):
             raise KmsError(
@@ -783,7 +847,14 @@ class Operations:
     def list_aliases(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """ListAliases, optionally for one key, paginated."""
         key_id = _opt_str(body, "KeyId")
-        wanted = self._key(key_id, for_crypto=False).key_id if key_id else None
+        checks = _Validation()
+        checks.length(key_id, "keyId", 1, _MAX_KEY_ID)
+        checks.check()
+        wanted = (
+            self._key(key_id, for_crypto=False).key_id
+            if key_id is not None
+            else None
+        )
         aliases = [
             {
                 "AliasName": name,
@@ -859,22 +930,24 @@ def _page(
     *,
     name: str = "Keys",
 ) -> dict[str, Any]:
-    limit = body.get("Limit", 100)
-    if not isinstance(limit, int) or not 1 <= limit <= 1000:
+    limit = _opt_int(body, "Limit")
+    if limit is None:
+        limit = 100
+    if not 1 <= limit <= 1000:
         raise KmsError(
             "ValidationException",
             "1 validation error detected: Value at 'limit' failed to "
             "satisfy constraint: Member must have value between 1 and 1000",
         )
-    marker = body.get("Marker")
+    marker = _opt_str(body, "Marker")
     start = 0
     if marker is not None:
-        try:
-            start = int(str(marker))
-        except ValueError:
+        # Markers this KMS hands out are item offsets.
+        if not (marker.isascii() and marker.isdigit()) or len(marker) > 9:
             raise KmsError(
                 "InvalidMarkerException", "The marker is not valid."
-            ) from None
+            )
+        start = int(marker)
     page = items[start : start + limit]
     response: dict[str, Any] = {name: page, "Truncated": False}
     if start + limit < len(items):

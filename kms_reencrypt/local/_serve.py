@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         args: The parsed command line.
 
     Returns:
-        The exit status: 0 after a clean stop.
+        The exit status: 0 after a clean stop; 2 for a wrong fault
+        value or an address and port it cannot listen on.
     """
     from ._faults import Faults
     from ._server import LocalKms
@@ -117,6 +118,16 @@ def run(args: argparse.Namespace) -> int:
     def _on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
+    try:
+        kms.start()
+    except OSError as error:
+        # A port in use or an address not on this machine: an option.
+        print(
+            f"kms-reencrypt: error: cannot listen on {args.host} port "
+            f"{args.port}: {error.strerror or error}",
+            file=sys.stderr,
+        )
+        return 2
     previous = {
         sig: signal.signal(sig, _on_signal)
         for sig in (signal.SIGINT, signal.SIGTERM)

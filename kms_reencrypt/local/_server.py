@@ -8,8 +8,10 @@ import contextlib
 import datetime
 import json
 import logging
+import re
 import socket
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -17,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .._exceptions import ConfigurationError
 from ._errors import KmsError
 from ._faults import FaultInjector, Faults, LocalKmsStats
 from ._keys import KEY_STATES, KeyStore
@@ -35,6 +38,19 @@ log = logging.getLogger(__name__)
 _TARGET_PREFIX = "TrentService."
 _CONTENT_TYPE = "application/x-amz-json-1.1"
 _JOIN_TIMEOUT = 5.0
+#: The largest request body read: the largest valid KMS request (ten 8 KB
+#: grant tokens, a 6 KB ciphertext in base64, key ids and a context) is
+#: far smaller. A larger one is answered ValidationException unread.
+MAX_BODY = 1 << 20
+#: Seconds spent reading what a client still sends after an answer that
+#: closes the connection, so that closing does not reset the connection
+#: before the client has read the answer.
+_LINGER = 2.0
+# Region names as botocore accepts them, account ids as AWS makes them,
+# and host names or IP addresses (with an IPv6 zone).
+_REGION = re.compile(r"(?![0-9]+$)(?!-)[a-zA-Z0-9-]{1,63}(?<!-)")
+_ACCOUNT = re.compile(r"[0-9]{12}")
+_HOST = re.compile(r"[a-zA-Z0-9._:%-]{1,253}")
 
 
 class _Server(ThreadingHTTPServer):
@@ -50,6 +66,9 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = socket.SOMAXCONN
 
     def __init__(self, address: tuple[str, int], kms: LocalKms) -> None:
+        if ":" in address[0]:
+            # An IPv6 address: the class default is IPv4 only.
+            self.address_family = socket.AF_INET6
         self.kms = kms
         self._open_lock = threading.Lock()
         self._open: dict[socket.socket, threading.Thread] = {}
@@ -82,8 +101,17 @@ class _Server(ThreadingHTTPServer):
             thread.join(_JOIN_TIMEOUT)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that goes away mid-request is not worth a traceback.
-        log.debug("connection from %s ended with an error", client_address)
+        # A client that goes away mid-request is not worth a traceback;
+        # anything else is a bug of the local KMS.
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            log.debug("connection from %s ended with an error", client_address)
+            return
+        log.error(
+            "local KMS connection from %s failed",
+            client_address,
+            exc_info=error,
+        )
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -95,18 +123,86 @@ class _Handler(BaseHTTPRequestHandler):
     # second waits for the client's delayed ACK (about 40 ms a request).
     disable_nagle_algorithm = True
     server: _Server
+    raw_requestline: bytes
     # Set per request by a response_reset fault.
     _cut_response = False
+    # Set when the answer closes a connection whose request was not read
+    # to its end.
+    _linger = False
 
     def log_message(self, format: str, *args: Any) -> None:
         # http.server logs to stderr; requests are logged in _answer.
         return
 
+    def parse_request(self) -> bool:
+        if not self.raw_requestline.strip():
+            # A blank request line: http.server would close the
+            # connection without a word.
+            self.command = self.requestline = ""
+            self.request_version = "HTTP/1.1"
+            self.send_error(400)
+            return False
+        parsed: bool = super().parse_request()
+        return parsed
+
+    def send_error(
+        self, code: int, message: str | None = None, explain: str | None = None
+    ) -> None:
+        """Answer an HTTP-level error (a request that cannot be parsed,
+        an unsupported method) as KMS-style JSON, and close."""
+        if code == 501:
+            error = KmsError(
+                "UnknownOperationException",
+                f"The local KMS answers POST only, not {self.command!s:.20}.",
+            )
+        else:
+            error = KmsError(
+                "SerializationException",
+                f"The request is not readable HTTP (HTTP status {code}).",
+            )
+        self.close_connection = True
+        self._linger = True
+        self._cut_response = False
+        self._error("", str(uuid.uuid4()), error)
+
+    def _read_body(self) -> bytes:
+        """Read the body its Content-Length announces.
+
+        Raises:
+            KmsError: No usable Content-Length; the connection must then
+                be closed, as the end of the body is unknown.
+        """
+        if "Transfer-Encoding" in self.headers:
+            raise KmsError(
+                "SerializationException",
+                "Transfer-Encoding is not supported: send a Content-Length.",
+            )
+        lengths = self.headers.get_all("Content-Length") or []
+        if not lengths:
+            return b""
+        text = lengths[0].strip()
+        if not (text.isascii() and text.isdigit()) or any(
+            other.strip() != text for other in lengths
+        ):
+            raise KmsError(
+                "SerializationException",
+                "The Content-Length header is not one number of bytes.",
+            )
+        if len(text) > 9 or int(text) > MAX_BODY:
+            raise KmsError(
+                "ValidationException",
+                f"The request body is longer than {MAX_BODY} bytes.",
+            )
+        length = int(text)
+        raw: bytes = self.rfile.read(length) if length else b""
+        if len(raw) < length:
+            # The client stopped sending: nothing more can come.
+            self.close_connection = True
+        return raw
+
     def do_POST(self) -> None:
         self._cut_response = False
         request_id = str(uuid.uuid4())
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
         target = self.headers.get("X-Amz-Target", "")
         operation = (
             target[len(_TARGET_PREFIX) :]
@@ -114,7 +210,18 @@ class _Handler(BaseHTTPRequestHandler):
             else ""
         )
         kms = self.server.kms
-        kms._injector.count(operation or "<unknown>")
+        # Unknown names are counted together: a client cannot grow the
+        # counters without bound.
+        kms._injector.count(
+            operation if operation in OPERATIONS else "<unknown>"
+        )
+        try:
+            raw = self._read_body()
+        except KmsError as error:
+            self.close_connection = True
+            self._linger = True
+            self._error(operation, request_id, error)
+            return
 
         if operation in CRYPTO_OPERATIONS:
             decision = kms._injector.decide()
@@ -140,30 +247,15 @@ class _Handler(BaseHTTPRequestHandler):
             if handler is None:
                 raise KmsError(
                     "UnknownOperationException",
-                    f"The local KMS does not implement {target or 'this'} "
-                    "operation.",
+                    "The local KMS does not implement the operation "
+                    f"{target[:100]!r}.",
                 )
-            try:
-                body = json.loads(raw or b"{}")
-                # A \ud800 escape decodes to a lone surrogate, which is no
-                # Unicode text; refuse it here as a client error rather than
-                # fail later with a (retryable) internal error.
-                if b"\\u" in raw:
-                    json.dumps(body, ensure_ascii=False).encode("utf-8")
-            except (ValueError, UnicodeEncodeError):
-                raise KmsError(
-                    "SerializationException",
-                    "The body is not valid JSON text.",
-                ) from None
-            if not isinstance(body, dict):
-                raise KmsError(
-                    "SerializationException", "The body is not a JSON object."
-                )
+            body = _json_object(raw)
             response = handler(kms._operations, body)
         except KmsError as error:
             self._error(operation, request_id, error)
             return
-        except Exception:
+        except Exception:  # a bug: it must not cost the connection
             log.exception(
                 "local KMS failed on %s (request id %s)", operation, request_id
             )
@@ -176,11 +268,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(operation, request_id, 200, response)
 
     def do_GET(self) -> None:
-        self._error(
-            "",
-            str(uuid.uuid4()),
-            KmsError("UnknownOperationException", "Use POST /."),
-        )
+        # As any method but POST; a body it may carry is left unread.
+        self.send_error(501)
 
     def _error(self, operation: str, request_id: str, error: KmsError) -> None:
         self._answer(
@@ -198,10 +287,16 @@ class _Handler(BaseHTTPRequestHandler):
         body: dict[str, Any],
     ) -> None:
         payload = json.dumps(body).encode()
+        if self.request_version == "HTTP/0.9":
+            # No status line and no headers in HTTP/0.9: answer in 1.0.
+            self.request_version = "HTTP/1.0"
         self.send_response(status)
         self.send_header("Content-Type", _CONTENT_TYPE)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("x-amzn-RequestId", request_id)
+        if self.close_connection:
+            # So that a client does not send its next request here.
+            self.send_header("Connection", "close")
         self.end_headers()
         if self._cut_response:
             with contextlib.suppress(OSError):
@@ -209,6 +304,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._reset(operation, request_id)
             return
         self.wfile.write(payload)
+        if self._linger:
+            self._drain()
         log.debug(
             "%s -> %s %s (request id %s)",
             operation or "<unknown>",
@@ -216,6 +313,21 @@ class _Handler(BaseHTTPRequestHandler):
             body.get("__type", "OK"),
             request_id,
         )
+
+    def _drain(self) -> None:
+        # Closing a socket with unread data sends a reset, which can
+        # destroy the answer before the client reads it: say that nothing
+        # more comes, and read what the client still sends, for a while.
+        self._linger = False
+        self.close_connection = True
+        deadline = time.monotonic() + _LINGER
+        with contextlib.suppress(OSError, ValueError):
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            while (left := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(left)
+                if not self.connection.recv(65536):
+                    break
 
     def _reset(self, operation: str, request_id: str) -> None:
         # SO_LINGER with a zero timeout makes close() send a TCP RST.
@@ -234,6 +346,36 @@ class _Handler(BaseHTTPRequestHandler):
     def finish(self) -> None:
         with contextlib.suppress(OSError, ValueError):
             super().finish()
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """Decode a request body: UTF-8 JSON text of an object.
+
+    Raises:
+        KmsError: ``SerializationException`` for anything else.
+    """
+    try:
+        text = raw.decode("utf-8") if raw else "{}"
+        body = json.loads(text, parse_constant=_refuse_constant)
+        # A \ud800 escape decodes to a lone surrogate, which is no
+        # Unicode text; refuse it here as a client error rather than fail
+        # later with a (retryable) internal error.
+        if "\\u" in text:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError):
+        # UnicodeError is a ValueError; RecursionError is deep nesting.
+        raise KmsError(
+            "SerializationException", "The body is not valid JSON text."
+        ) from None
+    if not isinstance(body, dict):
+        raise KmsError(
+            "SerializationException", "The body is not a JSON object."
+        )
+    return body
 
 
 _FAULT_MESSAGES = {
@@ -259,6 +401,12 @@ class LocalKms:
         host: The address to listen on.
         port: The port to listen on; 0 for a free one.
         faults: Faults to inject into cryptographic operations.
+
+    Raises:
+        ConfigurationError: ``region`` is not a Region name botocore
+            accepts, ``account_id`` not 12 ASCII digits, ``host`` not a
+            host name or IP address, ``port`` not an int from 0 to 65535,
+            or ``faults`` neither ``Faults`` nor None.
     """
 
     def __init__(
@@ -270,6 +418,28 @@ class LocalKms:
         port: int = 0,
         faults: Faults | None = None,
     ) -> None:
+        _check_option("region", region, _REGION, "a Region name")
+        _check_option("account_id", account_id, _ACCOUNT, "12 digits")
+        _check_option("host", host, _HOST, "a host name or IP address")
+        if (
+            isinstance(port, bool)
+            or not isinstance(port, int)
+            or not 0 <= port <= 65535
+        ):
+            shown = (
+                repr(port)
+                if isinstance(port, int) and -(10**9) < port < 10**9
+                else type(port).__name__
+            )
+            raise ConfigurationError(
+                f"port must be an int from 0 to 65535, got {shown}.",
+                option="port",
+            )
+        if faults is not None and not isinstance(faults, Faults):
+            raise ConfigurationError(
+                f"faults must be Faults or None, got {type(faults).__name__}.",
+                option="faults",
+            )
         self._region = region
         self._account_id = account_id
         self._host = host
@@ -373,11 +543,20 @@ class LocalKms:
 
     @property
     def faults(self) -> Faults:
-        """The faults in force; assign a new ``Faults`` to change them."""
+        """The faults in force; assign a new ``Faults`` to change them.
+
+        Raises:
+            ConfigurationError: Assigned something that is not ``Faults``.
+        """
         return self._injector.faults
 
     @faults.setter
     def faults(self, faults: Faults) -> None:
+        if not isinstance(faults, Faults):
+            raise ConfigurationError(
+                f"faults must be Faults, got {type(faults).__name__}.",
+                option="faults",
+            )
         self._injector.faults = faults
 
     @property
@@ -398,6 +577,10 @@ class LocalKms:
 
         Returns:
             A botocore KMS client.
+
+        Raises:
+            ConfigurationError: ``config`` is not a botocore ``Config``.
+            RuntimeError: Called before the first start with port 0.
         """
         from .._session import isolated_kms_client
 
@@ -415,6 +598,10 @@ class LocalKms:
 
         Returns:
             The facade over a new botocore client.
+
+        Raises:
+            ConfigurationError: ``config`` is not a botocore ``Config``.
+            RuntimeError: Called before the first start with port 0.
         """
         from .._client import ReEncryptClient
 
@@ -446,8 +633,12 @@ class LocalKms:
             are the usual picks.
 
         Raises:
-            KmsError: The same errors CreateKey and CreateAlias answer.
+            KmsError: The same errors CreateKey and CreateAlias answer
+                (``SerializationException`` for an argument of the wrong
+                type); no key is made then.
         """
+        if alias is not None:
+            self._operations.check_new_alias(alias)
         created = self._operations.create_key(
             {
                 "KeySpec": key_spec,
@@ -474,13 +665,15 @@ class LocalKms:
 
         Raises:
             ValueError: ``state`` is not a key state.
-            KmsError: ``NotFoundException`` for an unknown key.
+            KmsError: The errors DescribeKey answers for ``key_id``:
+                ``NotFoundException`` for an unknown key.
         """
-        if state not in KEY_STATES:
+        if not isinstance(state, str) or state not in KEY_STATES:
             raise ValueError(
-                f"state must be one of {', '.join(KEY_STATES)}; got {state!r}."
+                f"state must be one of {', '.join(KEY_STATES)}; got "
+                f"{state!r:.100}."
             )
-        key = self._store.resolve(key_id, for_crypto=False)
+        key = self._operations.described_key({"KeyId": key_id})
         with self._store.lock:
             key.state = state
 
@@ -492,10 +685,24 @@ class LocalKms:
 
         Returns:
             The metadata, ``CreationDate`` a datetime.
+
+        Raises:
+            KmsError: The errors DescribeKey answers:
+                ``NotFoundException`` for an unknown key.
         """
         metadata = self._operations.describe_key({"KeyId": key_id})
 
         return _as_botocore(metadata["KeyMetadata"])
+
+
+def _check_option(
+    name: str, value: object, pattern: re.Pattern[str], what: str
+) -> None:
+    if not isinstance(value, str) or not pattern.fullmatch(value):
+        shown = repr(value) if isinstance(value, str) else type(value).__name__
+        raise ConfigurationError(
+            f"{name} must be {what}, got {shown:.80}.", option=name
+        )
 
 
 def _as_botocore(metadata: dict[str, Any]) -> dict[str, Any]:
