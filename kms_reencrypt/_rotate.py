@@ -58,6 +58,7 @@ import math
 import multiprocessing
 import queue
 import random
+import sys
 import threading
 import time
 from array import array
@@ -436,6 +437,9 @@ def _positive(
             or not isinstance(value, kinds)
             or not 0 < value < math.inf
             or value > maximum
+            # An int beyond the largest float (10**400) compares below
+            # inf but cannot become the float the engine computes with.
+            or (not integer and value > sys.float_info.max)
         ):
             raise ConfigurationError(
                 f"{name} must be {what}, got {_shown(value)}.",

@@ -783,6 +783,29 @@ def test_a_clock_that_reads_no_number_is_refused_before_sending(
     assert not journal.exists()
 
 
+@pytest.mark.parametrize("name", ["rate", "backoff_base", "backoff_cap"])
+def test_a_number_beyond_the_largest_float_is_refused(
+    local_kms: Any, keys: dict[str, str], settings: ClientSettings, name: str
+) -> None:
+    """10**400 compares below infinity, but the engine computes with
+    floats: it is a ConfigurationError naming the option (``rate`` used
+    to be an OverflowError from inside the run)."""
+    with pytest.raises(ConfigurationError, match=name) as raised:
+        RotationConfig(**{name: 10**400})
+    assert name == raised.value.option
+
+    items = _items(local_kms, keys["source"], 1)
+    before = dict(local_kms.stats.requests)
+    with pytest.raises(ConfigurationError, match="rate"):
+        rotate(
+            items,
+            destination_key_id=keys["destination"],
+            client=settings,
+            rate=10**400,
+        )
+    assert before == dict(local_kms.stats.requests)
+
+
 def test_a_clock_that_fails_mid_run_stops_it_with_the_journal_closed(
     local_kms: Any,
     keys: dict[str, str],
