@@ -22,6 +22,7 @@ import fnmatch
 import glob
 import json
 import os
+import re
 import sys
 import time
 from collections import Counter
@@ -207,7 +208,27 @@ def _inside(path: str, directory: str) -> bool:
         return False
 
 
+#: A scheduler's address: an optional scheme, a host (an IPv6 one in
+#: brackets; underscores allowed, as in Docker Compose service names)
+#: and a port.
+_SCHEDULER_ADDRESS = re.compile(
+    r"(?:(?:tcp|tls|ws|wss|ucx)://)?"
+    r"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)"
+    r":(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}"
+    r"|[1-5][0-9]{4}|[1-9][0-9]{0,3})"
+)
+
+
 def _check(args: argparse.Namespace, journal_dir: str | None) -> None:
+    if args.dask_scheduler is not None and not _SCHEDULER_ADDRESS.fullmatch(
+        args.dask_scheduler
+    ):
+        raise ConfigurationError(
+            f"--dask-scheduler {args.dask_scheduler!r} is not a scheduler "
+            "address: give one such as tcp://scheduler:8786, or leave the "
+            "option out for a local cluster.",
+            option="--dask-scheduler",
+        )
     if args.local and args.dask_scheduler:
         raise ConfigurationError(
             "--local runs the local KMS in this process, which a remote "
@@ -256,7 +277,18 @@ def _check(args: argparse.Namespace, journal_dir: str | None) -> None:
 
 
 def _check_output(args: argparse.Namespace, journal_dir: str | None) -> None:
+    if _has_glob(args.output):
+        # Dask writes "*" as a file number, and reads the output back for
+        # the summary as a pattern: the rows could land, and be counted,
+        # anywhere.
+        raise ConfigurationError(
+            f"--output {args.output!r} holds *, ? or [, which Dask takes "
+            "as a pattern; give the output dataset's directory by its "
+            "name.",
+            option="--output",
+        )
     if not _is_local(args.output):
+        _check_file_system("--output", args.output)
         return
     if _is_local(args.input) and _same_file(args.output, args.input):
         raise ConfigurationError(
@@ -279,9 +311,33 @@ def _check_output(args: argparse.Namespace, journal_dir: str | None) -> None:
         )
 
 
+def _check_file_system(option: str, url: str) -> None:
+    """Refuse a URL whose file system fsspec does not know, or cannot use
+    without a package that is not installed."""
+    import fsspec  # type: ignore[import-untyped]
+
+    try:
+        fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as error:
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ConfigurationError(
+            f"{option} {url!r} names a file system that cannot be used "
+            f"here ({reason}); give a path, or a URL of an installed "
+            "file system.",
+            option=option,
+        ) from None
+
+
 def _check_journal(args: argparse.Namespace, journal_dir: str | None) -> None:
-    if journal_dir is None or not _is_local(journal_dir):
+    if journal_dir is None:
         return
+    if not _is_local(journal_dir):
+        raise ConfigurationError(
+            f"--journal-dir {journal_dir!r} is a URL; the journal is "
+            "written with file operations: give a directory every worker "
+            "can reach as a path (a shared mount).",
+            option="--journal-dir",
+        )
     for option, other in (("--input", args.input), ("--output", args.output)):
         if _is_local(other) and _same_file(journal_dir, other):
             raise ConfigurationError(
@@ -382,7 +438,13 @@ def _read_input(args: argparse.Namespace) -> Any:
     try:
         frame: Any = dd.read_parquet(args.input, dtype_backend="pyarrow")
         columns = list(frame.columns)
-    except (ValueError, OSError, KeyError, pa.ArrowException) as error:
+    except (
+        ValueError,
+        OSError,
+        KeyError,
+        ImportError,  # a URL whose file system needs a package
+        pa.ArrowException,
+    ) as error:
         reason = " ".join(str(error).split())
         reason = reason.rpartition(_DASK_PREFIX)[2].strip() or (
             type(error).__name__
@@ -419,7 +481,18 @@ def _dask_client(args: argparse.Namespace) -> Iterator[Any]:
     client_class: Any = distributed.Client
     cluster_class: Any = distributed.LocalCluster
     if args.dask_scheduler:
-        with client_class(args.dask_scheduler) as client:
+        try:
+            client = client_class(args.dask_scheduler)
+        except (OSError, ValueError, TypeError) as error:
+            # Unreachable (OSError), or a scheme this installation cannot
+            # speak without more configuration (tls, ucx).
+            reason = " ".join(str(error).split()) or type(error).__name__
+            raise ConfigurationError(
+                f"--dask-scheduler {args.dask_scheduler!r}: cannot connect "
+                f"({reason}); give the address of a running scheduler.",
+                option="--dask-scheduler",
+            ) from None
+        with client:
             yield client
         return
     with (
@@ -448,10 +521,11 @@ def run(args: argparse.Namespace) -> int:
 
     Raises:
         ConfigurationError: Contradictory options; a missing or
-            unreadable input; an unusable path; a report, output or
-            journal on the input or on one another; a non-empty output;
-            bad client settings; or a journal made for another run (exit
-            status 2).
+            unreadable input; a column the input does not have; an
+            unusable path; a report, output or journal on the input or
+            on one another; a non-empty output; bad client settings; a
+            scheduler address that is not one, or that cannot be
+            reached; or a journal made for another run (exit status 2).
     """
     journal_dir = _journal_dir(args)
     _check(args, journal_dir)
@@ -462,29 +536,32 @@ def run(args: argparse.Namespace) -> int:
 
     with contextlib.ExitStack() as stack:
         settings = stack.enter_context(client_settings(args))
-        stack.enter_context(_dask_client(args))
 
         import dask.dataframe as dd
 
         from .dask import rotate_dataframe
 
+        options: dict[str, Any] = {
+            "destination_key_id": args.destination,
+            "id_column": args.id_column,
+            "ciphertext_column": args.column,
+            "client": settings,
+            "context_column": args.context_column,
+            "context_columns": dict(args.context_field or ()) or None,
+            "source_key_id_column": args.source_key_id_column,
+            "base64": args.base64,
+            "prefix": args.prefix,
+            "destination_encryption_context": context,
+            "rate": args.rate,
+            "workers": args.workers,
+            "max_failures": args.max_failures,
+        }
+        # The columns, the prefix and the destination judged before a
+        # cluster starts: a dry run's graph starts nothing.
+        rotate_dataframe(frame, **options, dry_run=True)
+        stack.enter_context(_dask_client(args))
         rotated = rotate_dataframe(
-            frame,
-            destination_key_id=args.destination,
-            id_column=args.id_column,
-            ciphertext_column=args.column,
-            client=settings,
-            context_column=args.context_column,
-            context_columns=dict(args.context_field or ()) or None,
-            source_key_id_column=args.source_key_id_column,
-            base64=args.base64,
-            prefix=args.prefix,
-            destination_encryption_context=context,
-            dry_run=args.dry_run,
-            journal_dir=journal_dir,
-            rate=args.rate,
-            workers=args.workers,
-            max_failures=args.max_failures,
+            frame, **options, dry_run=args.dry_run, journal_dir=journal_dir
         )
         status = f"{args.prefix}status"
         error = f"{args.prefix}error"

@@ -296,6 +296,38 @@ def test_a_bag_of_records_gets_the_added_fields(
         assert keys["destination"] == blob_key_id(blob)
 
 
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"ciphertext_field": "rotation_ciphertext"},
+        {"id_field": "rotation_status"},
+        {"context_fields": {"tenant": "rotation_error"}},
+        {"ciphertext_field": "old_key_id", "prefix": "old_"},
+    ],
+)
+def test_a_bag_field_the_rotation_reads_cannot_be_an_added_one(
+    local_kms: Any,
+    keys: dict[str, str],
+    settings: ClientSettings,
+    fields: dict[str, Any],
+) -> None:
+    """The added fields replace a record's own of those names: a field
+    the rotation reads (its ciphertext, say) would be lost from the
+    result, so the call refuses the prefix, before anything is sent."""
+    bag = db.from_sequence([{"id": "a", "rotation_ciphertext": b"x"}])
+    before = local_kms.stats.total_requests
+
+    with pytest.raises(ConfigurationError, match="choose another prefix"):
+        rotate_bag(
+            bag,
+            destination_key_id=keys["destination"],
+            client=settings,
+            **fields,
+        )
+
+    assert before == local_kms.stats.total_requests
+
+
 def test_a_dry_run_sends_nothing_and_fails_bad_rows(
     cluster: Client,
     local_kms: Any,

@@ -11,12 +11,18 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .._exceptions import ConfigurationError
-from .._keyid import parse_key_id
 from .._rotate import (
     SAME_CONTEXT,
     ClientSettings,
     DestinationContext,
     RotationConfig,
+)
+from .._validation import (
+    check_algorithm,
+    check_context,
+    check_grant_tokens,
+    check_key_identifier,
+    refuse_aws_managed_destination,
 )
 from ._partition import (
     Fields,
@@ -24,7 +30,7 @@ from ._partition import (
     PartitionJob,
     rotate_records,
 )
-from ._ratecap import BucketRef, start_bucket
+from ._ratecap import BucketRef, check_rate, start_bucket
 
 if TYPE_CHECKING:
     import dask.bag
@@ -102,17 +108,43 @@ def rotate_dataframe(
         config: A ``RotationConfig`` for each partition; the three
             arguments above override it.
 
+    Computing the result raises, in the caller, ``RotationStoppedError``
+    when a partition stopped early (an unusable destination, rejected
+    credentials, ``max_failures``), and ``ConfigurationError`` when a
+    worker cannot build a client from ``client`` (a bad Region, endpoint
+    or profile) or ``journal_dir`` cannot be used or holds another
+    rotation's journal. A row that cannot be rotated (no id, a
+    ciphertext or context of the wrong type, a duplicate id, ...) is a
+    failed row, never an error.
+
     Returns:
         The rotated collection, with the same partitions and divisions.
 
     Raises:
-        ConfigurationError: Contradictory options, a client object, a
-            missing column or a name clash with the added columns.
+        ConfigurationError: Contradictory options, an option of the
+            wrong type or out of range (the error names it), a client
+            object, a missing column or a name clash with the added
+            columns.
         RequestValidationError: ``destination_key_id`` is not a key
-            identifier.
+            identifier (or names an AWS managed key, or a key in another
+            Region than ``client``'s), or
+            ``destination_encryption_context``,
+            ``destination_encryption_algorithm`` or ``grant_tokens``
+            could not be sent with any row; nothing was sent.
     """
+    import dask.dataframe as dd
     import pandas as pd
 
+    given: object = frame  # any object, whatever the annotation says
+    if not isinstance(given, dd.DataFrame):
+        hint = ""
+        if isinstance(given, pd.DataFrame):
+            hint = " (dd.from_pandas(frame, npartitions=...) makes one)"
+        raise ConfigurationError(
+            "frame must be a Dask DataFrame, got a "
+            f"{type(given).__name__}{hint}.",
+            option="frame",
+        )
     columns = list(frame.columns)
     fields = _fields(
         id_field=id_column,
@@ -203,7 +235,10 @@ def rotate_bag(
     Each element is a mapping (by default with the keys of a
     ``RotationItem``: ``id``, ``ciphertext_blob``, ``encryption_context``,
     ...). The result holds, in the same partitions and order, a new dict
-    per element: its keys plus the five fields ``rotate_dataframe`` adds.
+    per element: its keys plus the five fields ``rotate_dataframe`` adds,
+    which replace a record's own fields of those names (choose a
+    ``prefix`` no record uses; one naming a field the rotation reads is
+    refused).
 
     Args:
         bag: The records; ids unique within each partition.
@@ -233,17 +268,35 @@ def rotate_bag(
         config: A ``RotationConfig`` for each partition; the three
             arguments above override it.
 
+    Computing the result raises what computing ``rotate_dataframe``'s
+    raises. An element that is not a mapping (nor an attrs instance) is
+    a failed record holding only the five added fields, with the error
+    ``ParameterTypeError``.
+
     Returns:
         The rotated Bag.
 
     Raises:
-        ConfigurationError: Contradictory options or a client object.
+        ConfigurationError: Contradictory options, an option of the
+            wrong type or out of range (the error names it), a client
+            object, or a ``prefix`` making an added field's name one of
+            the fields read from each record.
         RequestValidationError: ``destination_key_id`` is not a key
-            identifier.
+            identifier (or names an AWS managed key, or a key in another
+            Region than ``client``'s), or
+            ``destination_encryption_context``,
+            ``destination_encryption_algorithm`` or ``grant_tokens``
+            could not be sent with any record; nothing was sent.
     """
     import dask.bag
     from dask.delayed import delayed
 
+    if not isinstance(bag, dask.bag.Bag):
+        raise ConfigurationError(
+            f"bag must be a Dask Bag, got a {type(bag).__name__} "
+            "(dask.bag.from_sequence(records, npartitions=...) makes one).",
+            option="bag",
+        )
     fields = _fields(
         id_field=id_field,
         ciphertext_field=ciphertext_field,
@@ -254,11 +307,27 @@ def rotate_bag(
         base64=base64,
         option_suffix="field",
     )
+    output = OutputNames(prefix=prefix)
+    # A record's own field of an added name is replaced in the result;
+    # one the rotation reads would lose its input that way, so refuse it.
+    # (A frame's columns are known, and every clash refused; a Bag's
+    # records are not known before they are computed.)
+    read = [id_field, ciphertext_field, context_field, source_key_id_field]
+    read += [source_encryption_algorithm_field]
+    read += list(dict(context_fields or {}).values())
+    clash = [name for name in output.all() if name in read]
+    if clash:
+        raise ConfigurationError(
+            f"the field {clash[0]!r} is read from each record and would be "
+            "replaced by the field of that name the rotation adds; choose "
+            "another prefix.",
+            option="prefix",
+        )
     job = _job(
         destination_key_id=destination_key_id,
         client=client,
         fields=fields,
-        output=OutputNames(prefix=prefix),
+        output=output,
         destination_encryption_context=destination_encryption_context,
         destination_encryption_algorithm=destination_encryption_algorithm,
         grant_tokens=grant_tokens,
@@ -295,6 +364,32 @@ def _fields(
     base64: bool,
     option_suffix: str,
 ) -> Fields:
+    for name, value, required in (
+        ("id", id_field, True),
+        ("ciphertext", ciphertext_field, True),
+        ("context", context_field, False),
+        ("source_key_id", source_key_id_field, False),
+        (
+            "source_encryption_algorithm",
+            source_encryption_algorithm_field,
+            False,
+        ),
+    ):
+        if not (isinstance(value, str) or (value is None and not required)):
+            option = f"{name}_{option_suffix}"
+            kind = "a str" if required else "a str or None"
+            raise ConfigurationError(
+                f"{option} must be {kind} naming a {option_suffix}, got a "
+                f"{type(value).__name__}.",
+                option=option,
+            )
+    if id_field == ciphertext_field:
+        raise ConfigurationError(
+            f"id_{option_suffix} and ciphertext_{option_suffix} are both "
+            f"{id_field!r}; the ids must be another {option_suffix} than "
+            "the ciphertexts.",
+            option=f"id_{option_suffix}",
+        )
     if context_field is not None and context_fields:
         raise ConfigurationError(
             f"give context_{option_suffix} or context_{option_suffix}s, "
@@ -345,7 +440,6 @@ def _job(
     max_failures: int | float | None,
     config: RotationConfig | None,
 ) -> PartitionJob:
-    parse_key_id(destination_key_id, parameter="DestinationKeyId")
     if client is None:
         client = ClientSettings()
     if not isinstance(client, ClientSettings):
@@ -355,6 +449,34 @@ def _job(
             "region_name=..., endpoint_url=..., profile_name=...) and "
             "each worker builds its own client.",
             option="client",
+        )
+    _check_settings(client)
+    # Each task's engine checks these too; checked here, a bad value is
+    # refused at the call rather than by every task of the computation.
+    destination = check_key_identifier(
+        destination_key_id, "DestinationKeyId", region_name=client.region_name
+    )
+    if destination.is_aws_managed:
+        refuse_aws_managed_destination(destination)
+    if destination_encryption_context is not SAME_CONTEXT and (
+        destination_encryption_context is not None
+    ):
+        if not isinstance(destination_encryption_context, Mapping):
+            raise ConfigurationError(
+                "destination_encryption_context must be a mapping, None or "
+                "SAME_CONTEXT.",
+                option="destination_encryption_context",
+            )
+        destination_encryption_context = check_context(
+            destination_encryption_context, "DestinationEncryptionContext"
+        )
+    if destination_encryption_algorithm is not None:
+        destination_encryption_algorithm = check_algorithm(
+            destination_encryption_algorithm, "DestinationEncryptionAlgorithm"
+        )
+    if type(dry_run) is not bool:
+        raise ConfigurationError(
+            "dry_run must be True or False.", option="dry_run"
         )
     if config is not None and not isinstance(config, RotationConfig):
         raise ConfigurationError(
@@ -373,14 +495,24 @@ def _job(
             "journal_dir out.",
             option="journal_dir",
         )
-    if grant_tokens is not None and (
-        isinstance(grant_tokens, str | bytes)
-        or not all(isinstance(token, str) for token in grant_tokens)
-    ):
-        raise ConfigurationError(
-            "grant_tokens must be a list of str tokens or None.",
-            option="grant_tokens",
-        )
+    tokens = None
+    if grant_tokens is not None:
+        # Listed once: an iterator must not be used up by the check.
+        if isinstance(
+            grant_tokens, str | bytes | bytearray | Mapping
+        ) or not isinstance(grant_tokens, Iterable):
+            raise ConfigurationError(
+                "grant_tokens must be a list of str tokens or None.",
+                option="grant_tokens",
+            )
+        listed = list(grant_tokens)
+        if not all(isinstance(token, str) for token in listed):
+            raise ConfigurationError(
+                "grant_tokens must be a list of str tokens or None.",
+                option="grant_tokens",
+            )
+        tokens = tuple(check_grant_tokens(listed))
+    journal = None if journal_dir is None else _journal_path(journal_dir)
     if rate is None:
         rate = config.rate
     # Validates workers, max_failures and rate as RotationConfig does.
@@ -393,6 +525,7 @@ def _job(
         rate=rate,
     )
     config = attrs.evolve(config, rate=None)
+    check_rate(rate)
     if dry_run:
         # Nothing to cap; the name still makes the graph's keys unique.
         bucket = BucketRef(f"kms-reencrypt-dry-run-{uuid.uuid4().hex}", None)
@@ -406,12 +539,54 @@ def _job(
         output=output,
         destination_encryption_context=destination_encryption_context,
         destination_encryption_algorithm=destination_encryption_algorithm,
-        grant_tokens=None if grant_tokens is None else tuple(grant_tokens),
+        grant_tokens=tokens,
         dry_run=dry_run,
         config=config,
-        journal_dir=None if journal_dir is None else os.fspath(journal_dir),
+        journal_dir=journal,
         bucket=bucket,
     )
+
+
+def _check_settings(settings: ClientSettings) -> None:
+    # Built on each worker, and a key of its cache of clients: members of
+    # the wrong type would fail every task, or not hash.
+    for name in ("region_name", "endpoint_url", "profile_name"):
+        value = getattr(settings, name)
+        if value is not None and not isinstance(value, str):
+            raise ConfigurationError(
+                f"client={type(settings).__name__}(...): {name} must be a "
+                f"str or None, got a {type(value).__name__}.",
+                option="client",
+            )
+    if type(settings.local) is not bool:
+        raise ConfigurationError(
+            f"client={type(settings).__name__}(...): local must be True "
+            "or False.",
+            option="client",
+        )
+
+
+def _journal_path(journal_dir: str | os.PathLike[str]) -> str:
+    try:
+        path = os.fspath(journal_dir)
+    except TypeError:
+        path = None
+    if not isinstance(path, str):
+        raise ConfigurationError(
+            "journal_dir must be a directory path (a str or a "
+            f"pathlib.Path) or None, got a {type(journal_dir).__name__}.",
+            option="journal_dir",
+        )
+    from .._rotate_cli import usable_path
+
+    if not usable_path(path) or "://" in path:
+        raise ConfigurationError(
+            "journal_dir is not a usable path: give a directory path (on "
+            "storage every worker shares, not a URL) without NUL bytes or "
+            "lone surrogates.",
+            option="journal_dir",
+        )
+    return path
 
 
 def _output_dtypes(base64: bool) -> list[Any]:
@@ -460,13 +635,18 @@ def _rotate_bag_partition(
     results = rotate_records(elements, job, partition=number)
     names = job.output.all()
 
+    # An element that is not a record is a failed row of its own, with
+    # only the added fields.
     return [
-        {**element, **dict(zip(names, result, strict=True))}
+        {
+            **(element if isinstance(element, dict) else {}),
+            **dict(zip(names, result, strict=True)),
+        }
         for element, result in zip(elements, results, strict=True)
     ]
 
 
-def _as_record(element: Any) -> dict[str, Any]:
+def _as_record(element: Any) -> Any:
     if isinstance(element, Mapping):
         return dict(element)
     if attrs.has(type(element)):
@@ -474,7 +654,4 @@ def _as_record(element: Any) -> dict[str, Any]:
             field.name: getattr(element, field.name)
             for field in attrs.fields(type(element))
         }
-    raise ConfigurationError(
-        f"a Bag to rotate holds mappings, not {type(element).__name__}.",
-        option="bag",
-    )
+    return element

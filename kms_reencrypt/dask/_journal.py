@@ -29,6 +29,7 @@ import base64
 import binascii
 import json
 import logging
+import math
 import os
 import time
 import uuid
@@ -82,8 +83,9 @@ class PartitionJournal:
         clock: Monotonic seconds; injectable for tests.
 
     Raises:
-        ConfigurationError: A segment belongs to another destination or
-            input.
+        ConfigurationError: An argument of the wrong type or out of
+            range (naming it); the directory cannot be created or read;
+            or a segment belongs to another destination or input.
     """
 
     def __init__(
@@ -97,6 +99,14 @@ class PartitionJournal:
         commit_interval: float = DEFAULT_COMMIT_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        _check_arguments(
+            root,
+            partition=partition,
+            destination_key_id=destination_key_id,
+            fingerprint=fingerprint,
+            commit_every=commit_every,
+            commit_interval=commit_interval,
+        )
         self.directory = partition_directory(root, partition)
         self._header = {
             _MARK: FORMAT_VERSION,
@@ -107,13 +117,21 @@ class PartitionJournal:
         self._commit_interval = commit_interval
         self._clock = clock
         self._pending: list[bytes] = []
-        self._last_commit = clock()
+        self._last_commit = _reading(clock)
         self._segment: Any = None
         self._done: dict[str, tuple[bytes, str | None]] = {}
-        os.makedirs(self.directory, exist_ok=True)
-        for name in sorted(os.listdir(self.directory)):
-            if name.endswith(".jsonl"):
-                self._read(os.path.join(self.directory, name))
+        try:
+            os.makedirs(self.directory, exist_ok=True)
+            for name in sorted(os.listdir(self.directory)):
+                if name.endswith(".jsonl"):
+                    self._read(os.path.join(self.directory, name))
+        except OSError as error:
+            raise ConfigurationError(
+                f"the journal {self.directory} cannot be created or read "
+                f"({type(error).__name__}: {error.strerror or error}); give "
+                "journal_dir a directory every worker can write.",
+                option="journal_dir",
+            ) from error
 
     def __repr__(self) -> str:
         return f"PartitionJournal({self.directory!r})"
@@ -180,9 +198,13 @@ class PartitionJournal:
             item_id: The item's id.
 
         Returns:
-            ``(ciphertext, key_id)``, or None if no attempt finished it.
+            ``(ciphertext, key_id)``, or None if no attempt finished it
+            (always None for an id that is not a str).
         """
-        return self._done.get(item_id)
+        given: object = item_id  # any object, whatever the annotation says
+        if not isinstance(given, str):
+            return None
+        return self._done.get(given)
 
     def record(
         self, outcome: RotationOutcome, line: str | None = None
@@ -194,10 +216,29 @@ class PartitionJournal:
             line: Ignored; the engine's journals take an output line.
 
         Raises:
+            ConfigurationError: ``outcome`` is not a ``RotationOutcome``,
+                or is ok without an id, a ciphertext or a key id of
+                their types.
             WriteBackError: The segment could not be written.
         """
+        given: object = outcome  # any object, whatever the annotation says
+        if not isinstance(given, RotationOutcome):
+            raise ConfigurationError(
+                "record() takes a RotationOutcome, got a "
+                f"{type(given).__name__}.",
+                option="outcome",
+            )
         if outcome.status is RotationStatus.OK and outcome.id is not None:
-            assert outcome.ciphertext_blob is not None
+            if not (
+                isinstance(outcome.id, str)
+                and isinstance(outcome.ciphertext_blob, bytes)
+                and isinstance(outcome.key_id, str | None)
+            ):
+                raise ConfigurationError(
+                    "an ok outcome to journal needs a str id, bytes "
+                    "ciphertext_blob and a str key_id or None.",
+                    option="outcome",
+                )
             entry = {
                 "id": outcome.id,
                 "ciphertext": base64.b64encode(outcome.ciphertext_blob).decode(
@@ -256,6 +297,71 @@ class PartitionJournal:
             if self._segment is not None:
                 self._segment.close()
                 self._segment = None
+
+
+def _check_arguments(
+    root: object,
+    *,
+    partition: object,
+    destination_key_id: object,
+    fingerprint: object,
+    commit_every: object,
+    commit_interval: object,
+) -> None:
+    """Refuse arguments of the wrong kind, naming them."""
+    from .._rotate_cli import usable_path
+
+    try:
+        path = os.fspath(root)  # type: ignore[call-overload]
+    except TypeError:
+        path = None
+    if not isinstance(path, str) or not usable_path(path):
+        raise ConfigurationError(
+            "root must be a directory path (a str or a pathlib.Path) "
+            "without NUL bytes or lone surrogates.",
+            option="root",
+        )
+    if type(partition) is not int or partition < 0:
+        raise ConfigurationError(
+            "partition must be an int, 0 or more.", option="partition"
+        )
+    for name, value in (
+        ("destination_key_id", destination_key_id),
+        ("fingerprint", fingerprint),
+    ):
+        if not isinstance(value, str):
+            raise ConfigurationError(
+                f"{name} must be a str, got a {type(value).__name__}.",
+                option=name,
+            )
+    if type(commit_every) is not int or commit_every < 1:
+        raise ConfigurationError(
+            "commit_every must be a positive int.", option="commit_every"
+        )
+    if (
+        isinstance(commit_interval, bool)
+        or not isinstance(commit_interval, int | float)
+        or not 0 <= commit_interval < math.inf
+    ):
+        raise ConfigurationError(
+            "commit_interval must be a finite number of seconds, 0 or more.",
+            option="commit_interval",
+        )
+
+
+def _reading(clock: Callable[[], float]) -> float:
+    """The first reading of ``clock``, which must be a finite number."""
+    reading = clock() if callable(clock) else None
+    if (
+        isinstance(reading, bool)
+        or not isinstance(reading, int | float)
+        or not math.isfinite(reading)
+    ):
+        raise ConfigurationError(
+            "clock must be a callable returning monotonic seconds.",
+            option="clock",
+        )
+    return reading
 
 
 def _entry(raw: bytes) -> tuple[str, bytes, str | None] | None:

@@ -12,12 +12,13 @@ task yields the same output without calling KMS for them again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any, NamedTuple
 
 import attrs
@@ -25,6 +26,7 @@ import attrs
 from .._client import ReEncryptClient
 from .._encoding import ciphertext_from_base64
 from .._exceptions import (
+    ConfigurationError,
     KmsReEncryptError,
     MissingParameterError,
     ParameterTypeError,
@@ -110,6 +112,26 @@ class Fields:
         return list(dict.fromkeys(names))
 
 
+def _check_prefix(instance: object, attribute: Any, value: object) -> None:
+    # The names become column names, written to Parquet as UTF-8.
+    if not isinstance(value, str):
+        raise ConfigurationError(
+            f"prefix must be a str, got a {type(value).__name__}.",
+            option="prefix",
+        )
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        usable = False
+    else:
+        usable = "\0" not in value
+    if not usable:
+        raise ConfigurationError(
+            "prefix must be text without NUL bytes or lone surrogates.",
+            option="prefix",
+        )
+
+
 @attrs.frozen(kw_only=True)
 class OutputNames:
     """The names of the fields a rotation adds.
@@ -117,9 +139,13 @@ class OutputNames:
     Attributes:
         prefix: Put before ``ciphertext``, ``key_id``, ``status``,
             ``error`` and ``error_message``.
+
+    Raises:
+        ConfigurationError: ``prefix`` is not a str, or holds a NUL byte
+            or a lone surrogate.
     """
 
-    prefix: str = "rotation_"
+    prefix: str = attrs.field(default="rotation_", validator=_check_prefix)
 
     @property
     def ciphertext(self) -> str:
@@ -220,7 +246,7 @@ class RowResult(NamedTuple):
 
 
 def rotate_records(
-    records: Sequence[Mapping[str, Any]],
+    records: Sequence[Any],
     job: PartitionJob,
     *,
     partition: int,
@@ -228,7 +254,8 @@ def rotate_records(
     """Rotate the items of one partition.
 
     Args:
-        records: One mapping per row, holding at least the job's fields.
+        records: One mapping per row, holding at least the job's fields;
+            anything else is a failed row.
         job: The rotation.
         partition: The partition's number, which names its journal.
 
@@ -329,7 +356,7 @@ def _result(
 
 
 def _items(
-    records: Sequence[Mapping[str, Any]], fields: Fields
+    records: Sequence[Any], fields: Fields
 ) -> tuple[list[RotationItem | MalformedItem], str]:
     items: list[RotationItem | MalformedItem] = []
     digest = hashlib.sha256()
@@ -347,21 +374,35 @@ def _items(
 
 
 def _item(
-    record: Mapping[str, Any], fields: Fields, row: int
+    record: Any, fields: Fields, row: int
 ) -> RotationItem | MalformedItem:
+    if not isinstance(record, Mapping):
+        return MalformedItem(
+            error=ParameterTypeError(
+                f"row {row} is a {type(record).__name__}, not a mapping of "
+                "fields.",
+                parameter="record",
+            ),
+            id=None,
+            line=row,
+        )
     raw_id = record.get(fields.id)
     if _is_null(raw_id):
         return _malformed(row, None, MissingParameterError, "has no id")
+    item_id = None
     if isinstance(raw_id, str) and raw_id:
         item_id = raw_id
     elif type(raw_id) is not bool and isinstance(raw_id, Integral):
-        item_id = str(int(raw_id))
-    else:
+        # ValueError: more digits than int() writes in decimal.
+        with contextlib.suppress(ValueError):
+            item_id = str(int(raw_id))
+    if item_id is None:
         return _malformed(
             row,
             None,
             ParameterTypeError,
-            "has an id that is neither a non-empty str nor an integer",
+            "has an id that is neither a non-empty str nor an integer "
+            "of at most 4300 digits",
         )
 
     try:
@@ -412,13 +453,16 @@ def _context(
             value = record.get(name)
             if _is_null(value):
                 continue
-            if isinstance(value, bytes | bytearray):
+            if isinstance(value, str):
+                built[key] = value
+            elif isinstance(value, Real):
+                built[key] = str(value)
+            else:
                 raise ParameterTypeError(
-                    f"row {row}: the context field {name!r} is bytes; "
-                    "it must be text or a number.",
+                    f"row {row}: the context field {name!r} is a "
+                    f"{type(value).__name__}; it must be text or a number.",
                     parameter="EncryptionContext",
                 )
-            built[key] = value if isinstance(value, str) else str(value)
         return built or None
     if fields.encryption_context is None:
         return None
@@ -431,7 +475,7 @@ def _context(
 
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # deep nesting: RecursionError
             value = None
     elif isinstance(value, list | tuple):
         # A Parquet map reads as a list of (key, value) pairs.

@@ -37,15 +37,23 @@ throttles lower it again.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import uuid
 import weakref
 from typing import Any, Final
 
+from .._exceptions import ConfigurationError
 from .._ratelimit import RateGovernor
 
-__all__ = ["BucketRef", "ClusterRateLimiter", "TokenBucket", "start_bucket"]
+__all__ = [
+    "BucketRef",
+    "ClusterRateLimiter",
+    "TokenBucket",
+    "check_rate",
+    "start_bucket",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +84,14 @@ class TokenBucket:
     Args:
         rate: The cap in calls per second; None for none until KMS
             throttles.
+
+    Raises:
+        ConfigurationError: ``rate`` is not a positive, finite number or
+            None.
     """
 
     def __init__(self, rate: float | None) -> None:
+        check_rate(rate)
         self._governor = RateGovernor(rate, sleep=_no_sleep)
         self._granted = 0
         self._active: dict[str, float] = {}
@@ -98,10 +111,25 @@ class TokenBucket:
         Returns:
             ``(granted, wait, interval)``: the task uses its last slot
             ``wait`` seconds after it receives the answer, and the others
-            ``interval`` seconds apart before it.
+            ``interval`` seconds apart before it; at most ``MAX_LEASE``
+            slots.
+
+        Raises:
+            ConfigurationError: ``wanted`` is not an int or ``task`` not
+                a str.
         """
+        if type(wanted) is not int:
+            raise ConfigurationError(
+                f"wanted must be an int, got a {type(wanted).__name__}.",
+                option="wanted",
+            )
+        if not isinstance(task, str):
+            raise ConfigurationError(
+                f"task must be a str, got a {type(task).__name__}.",
+                option="task",
+            )
         rate = self._governor.rate
-        granted = max(1, wanted)
+        granted = min(max(1, wanted), MAX_LEASE)
         if rate is not None:
             share = rate * LEASE_SECONDS / self._count_active(task)
             granted = max(1, min(granted, int(share)))
@@ -140,10 +168,21 @@ class TokenBucket:
 
         Returns:
             The worker's address, such as ``tcp://10.0.0.5:40123``.
+
+        Raises:
+            ConfigurationError: The bucket is not running as an actor on
+                a Dask worker.
         """
         from distributed import get_worker
 
-        address: str = get_worker().address
+        try:
+            address: str = get_worker().address
+        except ValueError:
+            raise ConfigurationError(
+                "this TokenBucket runs on no Dask worker; only the actor "
+                "start_bucket() submits has an address.",
+                option="bucket",
+            ) from None
         return address
 
     def stats(self) -> dict[str, Any]:
@@ -161,6 +200,25 @@ class TokenBucket:
             "leases": self._leases,
             "throttles": self._throttles,
         }
+
+
+def check_rate(rate: object) -> None:
+    """Refuse a rate that is not a positive, finite number or None (an int
+    too large for a float included: it has no interval)."""
+    try:
+        usable = rate is None or (
+            not isinstance(rate, bool)
+            and isinstance(rate, int | float)
+            and 0 < float(rate) < math.inf
+        )
+    except OverflowError:
+        usable = False
+    if not usable:
+        raise ConfigurationError(
+            "rate must be a positive, finite number of calls per second, "
+            "or None.",
+            option="rate",
+        )
 
 
 class BucketRef:
