@@ -228,7 +228,7 @@ def parse_context(text: str, option: str) -> dict[str, str]:
     """
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting: not a context
         value = None
     if not isinstance(value, dict) or not all(
         isinstance(v, str) for v in value.values()

@@ -1390,6 +1390,7 @@ ROTATE_MISUSE: list[list[str]] = [
     ["--destination-context", "[1]"],
     ["--destination-context", '{"a": "b"}', "--no-destination-context"],
     ["--destination-context", '{"a": "\\udfff"}'],
+    ["--destination-context", "{deep}"],
     ["--input", "missing.jsonl"],
     ["--input", "{input}", "--output", "{input}"],
     ["--journal", "{input}"],
@@ -1431,6 +1432,7 @@ def test_contradictory_or_bad_rotate_options_are_usage_errors(
     _input_file(world, source)
     original = source.read_bytes()
     names = {"{endpoint}": local_kms.endpoint_url, "{input}": str(source)}
+    names["{deep}"] = DEEP
     extra = [names.get(part, part) for part in misuse]
     argv = ["rotate", "--to", world["destination"], "--input", str(source)]
     argv += ["--output", "out.jsonl"] if "--output" not in extra else []
@@ -1454,6 +1456,10 @@ def test_contradictory_or_bad_rotate_options_are_usage_errors(
     assert not (tmp_path / "out.jsonl.journal").exists()
 
 
+#: A context option nested too deep for the JSON parser (it raised
+#: RecursionError, a traceback and status 1).
+DEEP = "[" * 100_000
+
 REENCRYPT_MISUSE: list[list[str]] = [
     ["--ciphertext-b64", "{blob}", "--ignore-ciphertext"],
     ["--ciphertext-b64", "{blob}", "--local", "--endpoint-url", "{endpoint}"],
@@ -1462,6 +1468,13 @@ REENCRYPT_MISUSE: list[list[str]] = [
     ["--ciphertext-file", "."],
     ["--dry-run"],
     ["--ciphertext-b64", "{blob}", "--source-encryption-context", "[]"],
+    ["--ciphertext-b64", "{blob}", "--source-encryption-context", "{deep}"],
+    [
+        "--ciphertext-b64",
+        "{blob}",
+        "--destination-encryption-context",
+        "{deep}",
+    ],
     ["--ciphertext-b64", "{blob}", "--output-format", "xml"],
     ["--ciphertext-b64", "{blob}", "--endpoint-url", "not a url"],
 ]
@@ -1483,6 +1496,7 @@ def test_contradictory_or_bad_re_encrypt_options_are_usage_errors(
     names = {
         "{endpoint}": local_kms.endpoint_url,
         "{blob}": _b64(world["blobs"][0]),
+        "{deep}": DEEP,
     }
     extra = [names.get(part, part) for part in misuse]
     argv = ["re-encrypt", "--to", world["destination"], *extra]
@@ -1576,6 +1590,7 @@ PARQUET_MISUSE: list[list[str]] = [
     ["--context-field", "no-column"],
     ["--destination-context", '{"a": "\\udfff"}'],
     ["--destination-context", '{"a": "b"}', "--no-destination-context"],
+    ["--destination-context", "{deep}"],
     ["--max-failures", "2.5"],
     ["--workers", "0"],
     ["--rate", "nan"],
@@ -1598,7 +1613,7 @@ def test_contradictory_or_bad_rotate_parquet_options_are_usage_errors(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "in").mkdir()
     (tmp_path / "in" / "keep.parquet").write_bytes(b"not parquet")
-    names = {"{endpoint}": local_kms.endpoint_url}
+    names = {"{endpoint}": local_kms.endpoint_url, "{deep}": DEEP}
     extra = [names.get(part, part) for part in misuse]
     argv = ["rotate-parquet", "--to", world["destination"], "--input", "in"]
     argv += ["--column", "blob", "--id-column", "id"]
