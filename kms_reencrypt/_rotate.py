@@ -149,6 +149,9 @@ WINDOW_PER_WORKER: Final = 4
 MAX_WORKERS: Final = 1024
 #: Worker processes at most.
 MAX_PROCESSES: Final = 256
+#: The lowest rate cap, one call a day: a slower one would wait longer
+#: than a thread's wait can be told to (OverflowError), and is no use.
+SLOWEST_RATE: Final = 1 / 86_400
 # How long a worker process waits to batch outcomes for the parent.
 _OUTCOME_LINGER_SECONDS: Final = 0.005
 #: A fractional ``max_failures`` is judged after this many outcomes.
@@ -422,10 +425,13 @@ def _positive(
     *,
     allow_none: bool = False,
     integer: bool = False,
+    minimum: float = 0.0,
     maximum: float = math.inf,
 ) -> Any:
     kinds = int if integer else int | float
     what = "a positive int" if integer else "a positive, finite number"
+    if minimum > 0:
+        what += f" of at least {minimum:.3g}"
     if maximum < math.inf:
         what += f" up to {maximum}"
 
@@ -436,6 +442,7 @@ def _positive(
             isinstance(value, bool)
             or not isinstance(value, kinds)
             or not 0 < value < math.inf
+            or value < minimum
             or value > maximum
             # An int beyond the largest float (10**400) compares below
             # inf but cannot become the float the engine computes with.
@@ -496,7 +503,8 @@ class RotationConfig:
         validator=_positive("processes", integer=True, maximum=MAX_PROCESSES),
     )
     rate: float | None = attrs.field(
-        default=None, validator=_positive("rate", allow_none=True)
+        default=None,
+        validator=_positive("rate", allow_none=True, minimum=SLOWEST_RATE),
     )
     window: int | None = attrs.field(
         default=None,

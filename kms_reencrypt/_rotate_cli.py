@@ -35,6 +35,7 @@ from ._rotate import (
     MAX_PROCESSES,
     MAX_WORKERS,
     SAME_CONTEXT,
+    SLOWEST_RATE,
     ClientSettings,
     DestinationContext,
     RotationConfig,
@@ -109,6 +110,10 @@ def _per_second(text: str) -> float:
     if not 0.0 < value < math.inf:
         raise argparse.ArgumentTypeError(
             "must be a positive number (leave --rate out for no cap)"
+        )
+    if value < SLOWEST_RATE:
+        raise argparse.ArgumentTypeError(
+            f"must be at least {SLOWEST_RATE:.3g}, one call a day"
         )
     return value
 

@@ -1384,6 +1384,7 @@ ROTATE_MISUSE: list[list[str]] = [
     ["--rate", "-1"],
     ["--rate", "0"],
     ["--rate", "nan"],
+    ["--rate", "1e-300"],
     ["--max-failures", "2.5"],
     ["--max-failures", "-1"],
     ["--max-failures", "some"],

@@ -806,6 +806,33 @@ def test_a_number_beyond_the_largest_float_is_refused(
     assert before == dict(local_kms.stats.requests)
 
 
+@pytest.mark.parametrize("rate", [1e-300, 5e-324, 1e-5])
+def test_a_rate_cap_below_one_call_a_day_is_refused(
+    local_kms: Any, keys: dict[str, str], settings: ClientSettings, rate: float
+) -> None:
+    """A cap of 1e-300 calls a second was taken, then every item after
+    the first failed with an OverflowError code (a wait too long for a
+    thread to be told); below one call a day it is now refused at the
+    call, by ``rotate``, by the Dask functions' bucket and by the
+    command line."""
+    from kms_reencrypt.dask import TokenBucket
+
+    items = _items(local_kms, keys["source"], 2)
+    before = dict(local_kms.stats.requests)
+    with pytest.raises(ConfigurationError, match="rate") as raised:
+        rotate(
+            items,
+            destination_key_id=keys["destination"],
+            client=settings,
+            rate=rate,
+        )
+    assert "rate" == raised.value.option
+    assert before == dict(local_kms.stats.requests)
+    with pytest.raises(ConfigurationError, match="one call a day"):
+        TokenBucket(rate)
+    assert 1 / 86_400 == RotationConfig(rate=1 / 86_400).rate
+
+
 def test_a_clock_that_fails_mid_run_stops_it_with_the_journal_closed(
     local_kms: Any,
     keys: dict[str, str],

@@ -46,6 +46,7 @@ from typing import Any, Final
 
 from .._exceptions import ConfigurationError
 from .._ratelimit import RateGovernor
+from .._rotate import SLOWEST_RATE
 
 __all__ = [
     "BucketRef",
@@ -209,14 +210,14 @@ def check_rate(rate: object) -> None:
         usable = rate is None or (
             not isinstance(rate, bool)
             and isinstance(rate, int | float)
-            and 0 < float(rate) < math.inf
+            and SLOWEST_RATE <= float(rate) < math.inf
         )
     except OverflowError:
         usable = False
     if not usable:
         raise ConfigurationError(
-            "rate must be a positive, finite number of calls per second, "
-            "or None.",
+            "rate must be a finite number of calls per second of at least "
+            f"{SLOWEST_RATE:.3g} (one call a day), or None.",
             option="rate",
         )
 
