@@ -463,7 +463,7 @@ def test_local_kms_methods_raise_only_their_documented_errors(
                 outcome = f"ConfigurationError {error.option}"
                 assert before is kms.faults
             else:
-                assert faults is kms.faults
+                assert (Faults() if faults is None else faults) == kms.faults
                 kms.faults = Faults()
     except KmsError as error:
         answered = error
@@ -1476,7 +1476,7 @@ def test_local_kms_methods_refuse_wrong_types_with_kms_errors(
     with pytest.raises(ValueError, match="state must be one of"):
         kms.set_key_state(kms.create_key()["KeyId"], 5)  # type: ignore[arg-type]
     with pytest.raises(ConfigurationError) as faults:
-        kms.faults = None  # type: ignore[assignment]
+        kms.faults = 1.5  # type: ignore[assignment]
     with pytest.raises(KmsError) as description:
         kms.create_key(description="\ud800")
 
@@ -1577,6 +1577,23 @@ def test_unreadable_http_gets_a_json_answer(
     assert expected == _raw(kms, request_bytes)
     assert 200 == _post(kms, "DescribeKey", {"KeyId": world["source"]})[0]
     _no_internal_errors(server_log)
+
+
+@pytest.mark.parametrize("padding", [1, 40])
+def test_a_content_length_with_leading_zeros_is_still_its_number(
+    kms: LocalKms, world: dict[str, Any], padding: int
+) -> None:
+    """``Content-Length: 000...0NN`` is the number NN (it was answered
+    "longer than 1048576 bytes" once more than nine digits long)."""
+    body = json.dumps({"KeyId": world["source"]}).encode()
+    length = "0" * padding + str(len(body))
+
+    status, _, payload = _exchange(
+        kms, _head(length) + body, half_close=False, method="POST"
+    )
+
+    assert 200 == status, payload
+    assert world["source"] in json.loads(payload)["KeyMetadata"]["Arn"]
 
 
 def test_a_body_shorter_than_its_length_is_answered_when_the_client_stops(

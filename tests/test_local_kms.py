@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -23,6 +24,7 @@ import pytest
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+import kms_reencrypt
 from kms_reencrypt import ReEncryptResult
 from kms_reencrypt.local import Faults, LocalKms
 from kms_reencrypt.local._errors import http_status
@@ -500,6 +502,36 @@ def test_faults_can_be_changed_while_running_and_retries_recover() -> None:
     assert stats.resets + stats.server_errors > 0
     assert 10 + stats.resets + stats.server_errors == stats.requests["Encrypt"]
     assert Faults() == local.faults
+
+
+def test_faults_none_is_no_faults_when_assigned_too() -> None:
+    """``LocalKms(faults=None)`` means none; so does assigning None."""
+    with LocalKms(faults=Faults(throttle_fraction=1.0)) as local:
+        key_id = local.create_key()["KeyId"]
+        local.faults = None
+        local.kms_client().encrypt(KeyId=key_id, Plaintext=b"p")
+
+    assert Faults() == local.faults
+    assert 0 == local.stats.throttled
+
+
+def test_client_takes_the_facade_options(shared: LocalKms) -> None:
+    """``client()`` passes the ``ReEncryptClient`` options on: with the
+    pre-flight, a missing destination key is refused before ReEncrypt
+    is sent."""
+    source = shared.create_key()["Arn"]
+    blob = shared.kms_client().encrypt(KeyId=source, Plaintext=b"p")[
+        "CiphertextBlob"
+    ]
+    missing = source.rsplit("/", 1)[0] + "/" + str(uuid.uuid4())
+    client = shared.client(preflight=True, preflight_ttl=5.0)
+    before = shared.stats.requests.get("ReEncrypt", 0)
+
+    with pytest.raises(kms_reencrypt.KmsReEncryptError):
+        client.re_encrypt(CiphertextBlob=blob, DestinationKeyId=missing)
+
+    assert client.preflight
+    assert before == shared.stats.requests.get("ReEncrypt", 0)
 
 
 # -- lifecycle and threads --

@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ConfigurationError
+from .._preflight import DEFAULT_PREFLIGHT_TTL
 from ._errors import KmsError
 from ._faults import FaultInjector, Faults, LocalKmsStats
 from ._keys import KEY_STATES, KeyStore
@@ -188,7 +189,10 @@ class _Handler(BaseHTTPRequestHandler):
                 "SerializationException",
                 "The Content-Length header is not one number of bytes.",
             )
-        if len(text) > 9 or int(text) > MAX_BODY:
+        # Leading zeros are still one number; the length of what is left
+        # bounds it before int() reads thousands of digits.
+        digits = text.lstrip("0")
+        if len(digits) > 9 or int(digits or "0") > MAX_BODY:
             raise KmsError(
                 "ValidationException",
                 f"The request body is longer than {MAX_BODY} bytes.",
@@ -543,21 +547,24 @@ class LocalKms:
 
     @property
     def faults(self) -> Faults:
-        """The faults in force; assign a new ``Faults`` to change them.
+        """The faults in force; assign a new ``Faults`` to change them,
+        or None for none.
 
         Raises:
-            ConfigurationError: Assigned something that is not ``Faults``.
+            ConfigurationError: Assigned something that is neither
+                ``Faults`` nor None.
         """
         return self._injector.faults
 
     @faults.setter
-    def faults(self, faults: Faults) -> None:
-        if not isinstance(faults, Faults):
+    def faults(self, faults: Faults | None) -> None:
+        # None is no faults, as for the constructor.
+        if faults is not None and not isinstance(faults, Faults):
             raise ConfigurationError(
-                f"faults must be Faults, got {type(faults).__name__}.",
+                f"faults must be Faults or None, got {type(faults).__name__}.",
                 option="faults",
             )
-        self._injector.faults = faults
+        self._injector.faults = Faults() if faults is None else faults
 
     @property
     def stats(self) -> LocalKmsStats:
@@ -590,22 +597,38 @@ class LocalKms:
             config=config,
         )
 
-    def client(self, **kwargs: Any) -> ReEncryptClient:
+    def client(
+        self,
+        config: Config | None = None,
+        *,
+        allow_aws_managed_key: bool = False,
+        preflight: bool = False,
+        preflight_ttl: float = DEFAULT_PREFLIGHT_TTL,
+    ) -> ReEncryptClient:
         """Return a ``ReEncryptClient`` for this local KMS.
 
         Args:
-            **kwargs: Passed to ``kms_client``.
+            config: A botocore ``Config``, as for ``kms_client``.
+            allow_aws_managed_key: As for ``ReEncryptClient``.
+            preflight: As for ``ReEncryptClient``.
+            preflight_ttl: As for ``ReEncryptClient``.
 
         Returns:
             The facade over a new botocore client.
 
         Raises:
-            ConfigurationError: ``config`` is not a botocore ``Config``.
+            ConfigurationError: ``config`` is not a botocore ``Config``,
+                or an option ``ReEncryptClient`` refuses.
             RuntimeError: Called before the first start with port 0.
         """
         from .._client import ReEncryptClient
 
-        return ReEncryptClient(self.kms_client(**kwargs))
+        return ReEncryptClient(
+            self.kms_client(config),
+            allow_aws_managed_key=allow_aws_managed_key,
+            preflight=preflight,
+            preflight_ttl=preflight_ttl,
+        )
 
     # -- keys from Python, through the same store as CreateKey --
 
