@@ -108,16 +108,22 @@ def _parse(raw: bytes, number: int) -> RotationItem | MalformedItem:
         )
     item_id = record.get("id")
     if item_id is None:
-        return _malformed(number, "the id is missing.", parameter="id")
+        return _malformed(number, 'the "id" field is missing.', parameter="id")
     if not isinstance(item_id, str) or not item_id:
         return _malformed(
             number, "the id must be a non-empty string.", parameter="id"
         )
     ciphertext = record.get("ciphertext")
     if ciphertext is None:
+        # The Python API's name, given in a file by mistake.
+        hint = (
+            ' (a line names it "ciphertext", not "ciphertext_blob")'
+            if "ciphertext_blob" in record
+            else ""
+        )
         return _malformed(
             number,
-            "the ciphertext is missing.",
+            f'the "ciphertext" field is missing{hint}.',
             parameter="ciphertext",
             item_id=item_id,
         )

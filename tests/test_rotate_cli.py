@@ -120,6 +120,7 @@ def test_bad_lines_are_failed_outcomes_naming_their_line_and_exit_1(
         stream.write(
             b'{"id": "c", "ciphertext": "AAAA", "encryption_context": [1]}\n'
         )  # 10
+        stream.write(b'{"id": "d", "ciphertext_blob": "AAAA"}\n')  # 11
 
     status = _rotate(
         local_kms,
@@ -132,13 +133,17 @@ def test_bad_lines_are_failed_outcomes_naming_their_line_and_exit_1(
     )
 
     failed = {
-        line["line"]: line["error"]["code"]
+        line["line"]: line["error"]
         for line in _lines(output)
         if line["status"] == "failed"
     }
     assert 1 == status
-    assert [5, 6, 7, 8, 9, 10] == sorted(failed)
-    assert "CiphertextEncodingError" == failed[7]
+    assert [5, 6, 7, 8, 9, 10, 11] == sorted(failed)
+    assert "CiphertextEncodingError" == failed[7]["code"]
+    assert '"id" field is missing' in failed[9]["message"]
+    # The Python API's name for the field, used in a file: the message
+    # says which name a line takes.
+    assert 'not "ciphertext_blob"' in failed[11]["message"]
 
 
 def test_an_unknown_destination_stops_the_command_with_status_3(
