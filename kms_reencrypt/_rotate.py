@@ -115,6 +115,8 @@ __all__ = [
     "MAX_PROCESSES",
     "MAX_WORKERS",
     "SAME_CONTEXT",
+    "SLOWEST_RATE",
+    "CheckedClock",
     "ClientSettings",
     "MalformedItem",
     "RateLimiter",
@@ -1969,7 +1971,7 @@ def rotate_iter(
             "sleep": sleep,
         },
     )
-    clock = _CheckedClock(clock)
+    clock = CheckedClock(clock)
     try:
         items = iter(items)
     except TypeError:
@@ -2169,18 +2171,40 @@ def _check_call_options(
             )
 
 
-class _CheckedClock:
+class CheckedClock:
     """A ``clock=`` hook whose readings are checked: a reading that is not
     a finite number would otherwise surface as a TypeError, or a report
-    with a NaN elapsed time, after items were already sent."""
+    with a NaN elapsed time, after items were already sent.
+
+    Args:
+        clock: Monotonic seconds.
+
+    Raises:
+        ConfigurationError: ``clock`` is not callable, or a reading (the
+            first is taken here) is not a finite number.
+    """
 
     __slots__ = ("_clock",)
 
     def __init__(self, clock: Callable[[], float]) -> None:
+        if not callable(clock):
+            raise ConfigurationError(
+                f"clock must be a callable returning monotonic seconds, got "
+                f"{_shown(clock)}.",
+                option="clock",
+            )
         self._clock = clock
         self()  # a bad clock is refused before anything is sent
 
     def __call__(self) -> float:
+        """Read the clock.
+
+        Returns:
+            The reading, a finite number.
+
+        Raises:
+            ConfigurationError: The reading is not a finite number.
+        """
         reading = self._clock()
         if (
             not isinstance(reading, int | float)

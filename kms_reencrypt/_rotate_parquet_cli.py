@@ -557,7 +557,8 @@ def run(args: argparse.Namespace) -> int:
             "max_failures": args.max_failures,
         }
         # The columns, the prefix and the destination judged before a
-        # cluster starts: a dry run's graph starts nothing.
+        # cluster starts: a dry run's graph starts nothing, where the real
+        # call submits the rate bucket to the cluster, so it needs one.
         rotate_dataframe(frame, **options, dry_run=True)
         stack.enter_context(_dask_client(args))
         rotated = rotate_dataframe(

@@ -24,13 +24,14 @@ from .._validation import (
     check_key_identifier,
     refuse_aws_managed_destination,
 )
+from ._journal import directory_path
 from ._partition import (
     Fields,
     OutputNames,
     PartitionJob,
     rotate_records,
 )
-from ._ratecap import BucketRef, check_rate, start_bucket
+from ._ratecap import BucketRef, start_bucket
 
 if TYPE_CHECKING:
     import dask.bag
@@ -498,15 +499,13 @@ def _job(
     tokens = None
     if grant_tokens is not None:
         # Listed once: an iterator must not be used up by the check.
-        if isinstance(
-            grant_tokens, str | bytes | bytearray | Mapping
-        ) or not isinstance(grant_tokens, Iterable):
-            raise ConfigurationError(
-                "grant_tokens must be a list of str tokens or None.",
-                option="grant_tokens",
-            )
-        listed = list(grant_tokens)
-        if not all(isinstance(token, str) for token in listed):
+        listed = (
+            None
+            if isinstance(grant_tokens, str | bytes | bytearray | Mapping)
+            or not isinstance(grant_tokens, Iterable)
+            else list(grant_tokens)
+        )
+        if listed is None or not all(isinstance(t, str) for t in listed):
             raise ConfigurationError(
                 "grant_tokens must be a list of str tokens or None.",
                 option="grant_tokens",
@@ -515,7 +514,8 @@ def _job(
     journal = None if journal_dir is None else _journal_path(journal_dir)
     if rate is None:
         rate = config.rate
-    # Validates workers, max_failures and rate as RotationConfig does.
+    # RotationConfig validates workers, max_failures and rate (the bucket's
+    # check_rate is the same rule).
     config = attrs.evolve(
         config,
         workers=config.workers if workers is None else workers,
@@ -525,7 +525,6 @@ def _job(
         rate=rate,
     )
     config = attrs.evolve(config, rate=None)
-    check_rate(rate)
     if dry_run:
         # Nothing to cap; the name still makes the graph's keys unique.
         bucket = BucketRef(f"kms-reencrypt-dry-run-{uuid.uuid4().hex}", None)
@@ -567,23 +566,12 @@ def _check_settings(settings: ClientSettings) -> None:
 
 
 def _journal_path(journal_dir: str | os.PathLike[str]) -> str:
-    try:
-        path = os.fspath(journal_dir)
-    except TypeError:
-        path = None
-    if not isinstance(path, str):
+    path = directory_path(journal_dir, "journal_dir")
+    if "://" in path:
         raise ConfigurationError(
-            "journal_dir must be a directory path (a str or a "
-            f"pathlib.Path) or None, got a {type(journal_dir).__name__}.",
-            option="journal_dir",
-        )
-    from .._rotate_cli import usable_path
-
-    if not usable_path(path) or "://" in path:
-        raise ConfigurationError(
-            "journal_dir is not a usable path: give a directory path (on "
-            "storage every worker shares, not a URL) without NUL bytes or "
-            "lone surrogates.",
+            f"journal_dir {path!r} is a URL; the journal is written with "
+            "file operations: give a directory path on storage every "
+            "worker shares.",
             option="journal_dir",
         )
     return path

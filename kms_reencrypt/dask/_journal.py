@@ -38,15 +38,50 @@ from typing import Any, Final
 
 from .._exceptions import ConfigurationError, WriteBackError
 from .._journal import DEFAULT_COMMIT_EVERY, DEFAULT_COMMIT_INTERVAL
-from .._rotate import RotationOutcome, RotationStatus
+from .._rotate import CheckedClock, RotationOutcome, RotationStatus
 
-__all__ = ["FORMAT_VERSION", "PartitionJournal", "partition_directory"]
+__all__ = [
+    "FORMAT_VERSION",
+    "PartitionJournal",
+    "directory_path",
+    "partition_directory",
+]
 
 log = logging.getLogger(__name__)
 
 #: The version written in each segment's first line.
 FORMAT_VERSION: Final = 1
 _MARK = "kms_reencrypt_dask_journal"
+
+
+def directory_path(value: object, option: str) -> str:
+    """Return a journal directory given as a str or a path object.
+
+    Args:
+        value: The directory as given.
+        option: The argument's name, for the error.
+
+    Returns:
+        The path as a str.
+
+    Raises:
+        ConfigurationError: Not a str or path object, or a path holding
+            a NUL byte or a lone surrogate.
+    """
+    from .._rotate_cli import usable_path
+
+    try:
+        path = os.fspath(value)  # type: ignore[call-overload]
+    except TypeError:
+        path = None
+    if not isinstance(path, str) or not usable_path(path):
+        raise ConfigurationError(
+            f"{option} must be a directory path (a str or a pathlib.Path) "
+            "without NUL bytes or lone surrogates; got a "
+            f"{type(value).__name__}.",
+            option=option,
+        )
+    return path
 
 
 def partition_directory(root: str | os.PathLike[str], partition: int) -> str:
@@ -115,9 +150,9 @@ class PartitionJournal:
         }
         self._commit_every = commit_every
         self._commit_interval = commit_interval
-        self._clock = clock
+        self._clock = CheckedClock(clock)
         self._pending: list[bytes] = []
-        self._last_commit = _reading(clock)
+        self._last_commit = self._clock()
         self._segment: Any = None
         self._done: dict[str, tuple[bytes, str | None]] = {}
         try:
@@ -309,18 +344,7 @@ def _check_arguments(
     commit_interval: object,
 ) -> None:
     """Refuse arguments of the wrong kind, naming them."""
-    from .._rotate_cli import usable_path
-
-    try:
-        path = os.fspath(root)  # type: ignore[call-overload]
-    except TypeError:
-        path = None
-    if not isinstance(path, str) or not usable_path(path):
-        raise ConfigurationError(
-            "root must be a directory path (a str or a pathlib.Path) "
-            "without NUL bytes or lone surrogates.",
-            option="root",
-        )
+    directory_path(root, "root")
     if type(partition) is not int or partition < 0:
         raise ConfigurationError(
             "partition must be an int, 0 or more.", option="partition"
@@ -347,21 +371,6 @@ def _check_arguments(
             "commit_interval must be a finite number of seconds, 0 or more.",
             option="commit_interval",
         )
-
-
-def _reading(clock: Callable[[], float]) -> float:
-    """The first reading of ``clock``, which must be a finite number."""
-    reading = clock() if callable(clock) else None
-    if (
-        isinstance(reading, bool)
-        or not isinstance(reading, int | float)
-        or not math.isfinite(reading)
-    ):
-        raise ConfigurationError(
-            "clock must be a callable returning monotonic seconds.",
-            option="clock",
-        )
-    return reading
 
 
 def _entry(raw: bytes) -> tuple[str, bytes, str | None] | None:
