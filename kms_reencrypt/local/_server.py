@@ -439,18 +439,14 @@ class LocalKms:
                 f"port must be an int from 0 to 65535, got {shown}.",
                 option="port",
             )
-        if faults is not None and not isinstance(faults, Faults):
-            raise ConfigurationError(
-                f"faults must be Faults or None, got {type(faults).__name__}.",
-                option="faults",
-            )
+        usable_faults = _faults(faults)
         self._region = region
         self._account_id = account_id
         self._host = host
         self._port = port
         self._store = KeyStore(region=region, account_id=account_id)
         self._operations = Operations(self._store)
-        self._injector = FaultInjector(faults or Faults())
+        self._injector = FaultInjector(usable_faults)
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -558,13 +554,7 @@ class LocalKms:
 
     @faults.setter
     def faults(self, faults: Faults | None) -> None:
-        # None is no faults, as for the constructor.
-        if faults is not None and not isinstance(faults, Faults):
-            raise ConfigurationError(
-                f"faults must be Faults or None, got {type(faults).__name__}.",
-                option="faults",
-            )
-        self._injector.faults = Faults() if faults is None else faults
+        self._injector.faults = _faults(faults)
 
     @property
     def stats(self) -> LocalKmsStats:
@@ -716,6 +706,19 @@ class LocalKms:
         metadata = self._operations.describe_key({"KeyId": key_id})
 
         return _as_botocore(metadata["KeyMetadata"])
+
+
+def _faults(faults: object) -> Faults:
+    """The faults given to ``LocalKms`` or assigned to ``faults``: None
+    is none."""
+    if faults is None:
+        return Faults()
+    if not isinstance(faults, Faults):
+        raise ConfigurationError(
+            f"faults must be Faults or None, got {type(faults).__name__}.",
+            option="faults",
+        )
+    return faults
 
 
 def _check_option(
