@@ -17,6 +17,7 @@ have started and reached no cluster.
 from __future__ import annotations
 
 import base64
+import fnmatch
 import itertools
 import json
 import math
@@ -1063,9 +1064,19 @@ def _parquet_argv(
     return st.one_of(command, command, command, command, soup)
 
 
-def _written(argv: list[str], work: Path) -> set[Path]:
-    """The paths a command line names as its report, output or journal."""
-    options = ("--report", "--output", "--journal-dir")
+def _under(path: Path, roots: set[Path]) -> bool:
+    """``path`` is one of ``roots``, inside one, or matches one given as
+    a pattern (``in/*.parquet``)."""
+    return any(
+        path == root
+        or root in path.parents
+        or fnmatch.fnmatchcase(str(path), str(root))
+        for root in roots
+    )
+
+
+def _named(argv: list[str], work: Path, options: tuple[str, ...]) -> set[Path]:
+    """The paths a command line gives to any of ``options``."""
     return {
         Path(os.path.normpath(work / value))
         for option, value in itertools.pairwise(argv)
@@ -1106,13 +1117,14 @@ def test_any_rotate_parquet_command_line_exits_with_a_documented_status(
         data,
     )
     before_tree = _tree(work)
-    # Every Parquet file but those the command is told to write: a
-    # --report naming one of them overwrites it, as asked.
-    written = _written(argv, work)
+    # Every Parquet file but those the command is told to write (a
+    # --report naming one overwrites it, as asked), the input always.
+    written = _named(argv, work, ("--report", "--output", "--journal-dir"))
+    given = _named(argv, work, ("--input",))
     inputs = {
         path: path.read_bytes()
         for path in work.rglob("*.parquet")
-        if not any(path == w or w in path.parents for w in written)
+        if _under(path, given) or not _under(path, written)
     }
     clusters["started"].clear()
     clusters["connected"].clear()
